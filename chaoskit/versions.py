@@ -1,0 +1,26 @@
+"""Pinned versions of everything chaoskit builds or downloads, in one place.
+
+Python dependencies are pinned in ``pyproject.toml``; everything else is here. Kubernetes is
+held at 1.34 because kubelet >= 1.35 refuses cgroup v1 hosts, and kind v0.30.0 is the kind
+release that supports it. Changing a version here changes every cache key that uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+KUBERNETES: Final = "v1.34.4"
+"""kube-apiserver, controller manager, scheduler, proxy, kubelet, kubeadm, kubectl."""
+KUBERNETES_STAGING: Final = "v0.34.4"
+"""The published k8s.io/* staging modules that match ``KUBERNETES``."""
+KIND: Final = "v0.30.0"
+CRI_TOOLS: Final = "v1.34.0"
+ETCD: Final = "v3.6.5"
+"""What ``kubeadm config images list`` asks for (image tag ``3.6.5-0``)."""
+ETCD_IMAGE_TAG: Final = "3.6.5-0"
+COREDNS: Final = "v1.12.1"
+PAUSE: Final = "3.10.1"
+LOCAL_PATH_PROVISIONER: Final = "v0.0.30"
+DEBIAN_SUITE: Final = "bookworm"
+KIND_HAPROXY_IMAGE: Final = "docker.io/kindest/haproxy:v20230606-42a2262b"
+"""kind v0.30.0 runs its control-plane load balancer from exactly this image name."""
