@@ -6,18 +6,26 @@ chaoskit imports it.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.logging import RichHandler
 
 from chaoskit import __version__
+from chaoskit._richprogress import RichProgress
+from chaoskit.cluster.config import DEFAULT_NAME
 from chaoskit.errors import ChaoskitError
 from chaoskit.settings import Settings
+
+if TYPE_CHECKING:
+    from chaoskit.cluster.kind import Kind
+    from chaoskit.images.factory import ImageSet, Source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +64,190 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     _state.debug = debug
     _configure_logging(debug, verbose)
     ctx.obj = Settings.from_env()
+
+
+def _progress() -> RichProgress:
+    return RichProgress(err_console)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _source(value: str) -> Source:
+    from chaoskit.images.factory import parse_source
+
+    return parse_source(value)
+
+
+def build_images(settings: Settings, *, source: Source, progress: RichProgress) -> ImageSet:
+    from chaoskit.engine.docker import ensure_engine
+    from chaoskit.images.factory import build_all
+
+    with progress.task("Docker engine"):
+        ensure_engine(settings.log_dir / "engine")
+    return build_all(settings, source=source, progress=progress)
+
+
+def _kind(settings: Settings) -> Kind:
+    from chaoskit.cluster.kind import Kind
+    from chaoskit.images.factory import kind_binary
+
+    return Kind.find(kind_binary(settings))
+
+
+# --------------------------------------------------------------------------- images
+
+
+@cli.group()
+def images() -> None:
+    """Build the images and tools kind clusters need (cached by version)."""
+
+
+@images.command("build")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "local", "upstream"]),
+    default="auto",
+    show_default=True,
+    help="local: build everything from package registries; upstream: pull kind's images; "
+    "auto: upstream where a container registry answers, else local.",
+)
+@click.pass_context
+def images_build(ctx: click.Context, source: str) -> None:
+    """Build kind, Kubernetes, etcd, CoreDNS, the CNI and the node image."""
+    settings = _settings(ctx)
+    result = build_images(settings, source=_source(source), progress=_progress())
+    click.echo(f"node image: {result.node} ({result.source})")
+    click.echo(f"cache: {settings.cache_dir}")
+
+
+# --------------------------------------------------------------------------- cluster
+
+NAME_OPTION = click.option(
+    "--name",
+    default=None,
+    help="Cluster name (default: the config's name, else 'chaoskit').",
+)
+
+
+@cli.group()
+def cluster() -> None:
+    """Bring kind clusters up and down and show their state."""
+
+
+@cluster.command("up")
+@NAME_OPTION
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("kind-config.yaml"),
+    show_default=True,
+    help="kind cluster config.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "local", "upstream"]),
+    default="auto",
+    show_default=True,
+    help="Node image: built here from package registries, or kind's upstream image.",
+)
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
+@click.pass_context
+def cluster_up(
+    ctx: click.Context, name: str | None, config_path: Path, source: str, timeout: float
+) -> None:
+    """Create a kind cluster and wait until it is Ready."""
+    from chaoskit.cluster import lifecycle
+    from chaoskit.cluster.config import load_config
+
+    settings = _settings(ctx)
+    config = load_config(config_path)
+    cluster_name = lifecycle.resolve_name(name, config)
+    progress = _progress()
+    images = build_images(settings, source=_source(source), progress=progress)
+    info, health = lifecycle.up(
+        settings,
+        _kind(settings),
+        config,
+        name=cluster_name,
+        image=images.node,
+        progress=progress,
+        timeout=timeout,
+    )
+    click.echo(f"cluster {info.name!r} is Ready ({info.create_seconds:.0f} s)")
+    for node in health.nodes:
+        click.echo(f"  {node.name:32} {node.role:14} {node.kubelet_version:9} {node.internal_ip}")
+    ready = sum(p.ready for p in health.system_pods)
+    click.echo(f"  kube-system pods Ready: {ready}/{len(health.system_pods)}")
+    click.echo(f"  kubeconfig: {info.kubeconfig}")
+    click.echo(f"  export KUBECONFIG={info.kubeconfig}")
+
+
+@cluster.command("down")
+@click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+@click.pass_context
+def cluster_down(ctx: click.Context, name: str) -> None:
+    """Delete a kind cluster and everything chaoskit kept for it."""
+    from chaoskit.cluster import lifecycle
+
+    settings = _settings(ctx)
+    lifecycle.check_name(name)
+    with _progress().task(f"deleting cluster {name!r}"):
+        removed = lifecycle.down(settings, _kind(settings), name)
+    click.echo(f"cluster {name!r} deleted" if removed else f"no cluster named {name!r}")
+
+
+@cluster.command("status")
+@click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def cluster_status(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show the nodes and system pods of a cluster (exit 1 if it is not Ready)."""
+    from chaoskit.cluster import lifecycle
+
+    settings = _settings(ctx)
+    lifecycle.check_name(name)
+    result = lifecycle.status(settings, _kind(settings), name)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif not result["exists"]:
+        click.echo(f"no cluster named {name!r}")
+    else:
+        state = "Ready" if result.get("ready") else "NOT Ready"
+        click.echo(f"cluster {name!r}: {state} (API {result.get('api', 'unknown')})")
+        for node in result.get("nodes", []):
+            ready = "Ready" if node["ready"] else "NotReady"
+            click.echo(f"  {node['name']:32} {node['role']:14} {ready:9} {node['kubelet_version']}")
+        pods = result.get("system_pods", [])
+        if pods:
+            click.echo(f"  kube-system pods Ready: {sum(p['ready'] for p in pods)}/{len(pods)}")
+        if result.get("kubeconfig"):
+            click.echo(f"  kubeconfig: {result['kubeconfig']}")
+    if not result.get("ready"):
+        sys.exit(1)
+
+
+@cluster.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def cluster_list(ctx: click.Context, as_json: bool) -> None:
+    """List kind clusters on this Docker engine."""
+    from chaoskit.cluster import lifecycle
+
+    settings = _settings(ctx)
+    clusters = lifecycle.list_clusters(settings, _kind(settings))
+    if as_json:
+        click.echo(json.dumps(clusters, indent=2))
+        return
+    if not clusters:
+        click.echo("no kind clusters")
+    for item in clusters:
+        marker = "chaoskit" if item["managed_by_chaoskit"] else "not chaoskit's"
+        click.echo(f"{item['name']}\t({marker})")
 
 
 def main(argv: list[str] | None = None) -> None:

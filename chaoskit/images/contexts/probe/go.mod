@@ -1,0 +1,3 @@
+module chaoskit.local/probe
+
+go 1.22

@@ -1,0 +1,67 @@
+"""The e2e session: one real kind cluster (kind-config.yaml), made with chaoskit's CLI.
+
+The cluster is created once per session through ``chaoskit cluster up`` exactly as a user
+runs it, and deleted at the end (``CHAOSKIT_E2E_KEEP=1`` keeps it for a rerun, and an
+existing Ready cluster of that name is then reused). Each test works in its own namespace
+and leaves the cluster as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.e2e.harness import CLUSTER_NAME, Cluster, chaoskit
+
+
+def _status() -> dict[str, object]:
+    proc = chaoskit("cluster", "status", "--name", CLUSTER_NAME, "--json", timeout=120)
+    result: dict[str, object] = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return result
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    keep = os.environ.get("CHAOSKIT_E2E_KEEP") == "1"
+    status = _status() if keep else {}
+    if not status.get("ready"):
+        chaoskit("cluster", "down", "--name", CLUSTER_NAME, timeout=300)
+        up = chaoskit(
+            "cluster", "up", "--name", CLUSTER_NAME, "--config", "kind-config.yaml", timeout=5400
+        )
+        assert up.returncode == 0, f"chaoskit cluster up failed:\n{up.stdout}\n{up.stderr}"
+        status = _status()
+    kubeconfig = Path(str(status["kubeconfig"]))
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    yield Cluster(CLUSTER_NAME, kubeconfig, api)
+    if not keep:
+        down = chaoskit("cluster", "down", "--name", CLUSTER_NAME, timeout=300)
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace of the test's own, labelled, deleted (and waited for) on teardown."""
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    cluster.core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"chaoskit/e2e": "1"}))
+    )
+    yield name
+    cluster.core.delete_namespace(name)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            cluster.core.read_namespace(name)
+        except client.ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        time.sleep(1)
+    pytest.fail(f"namespace {name} was not deleted within 180 s")

@@ -1,0 +1,62 @@
+"""What e2e tests share: the CLI as a user runs it, and the cluster under test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_NAME = os.environ.get("CHAOSKIT_E2E_CLUSTER", "chaoskit-e2e")
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def chaoskit(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    """Runs the real CLI in the repo; its stderr goes to the test log."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "chaoskit", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    sys.stderr.write(proc.stderr)
+    return proc
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    kubeconfig: Path
+    api: client.ApiClient
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @staticmethod
+    def node_container(node: str) -> str:
+        """kind names each node's container after the node."""
+        return node
+
+    def _nodes(self, control_plane: bool) -> list[str]:
+        return sorted(
+            n.metadata.name
+            for n in self.core.list_node().items
+            if (CONTROL_PLANE_LABEL in (n.metadata.labels or {})) == control_plane
+        )
+
+    def workers(self) -> list[str]:
+        return self._nodes(control_plane=False)
+
+    def control_planes(self) -> list[str]:
+        return self._nodes(control_plane=True)
