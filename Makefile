@@ -8,7 +8,7 @@ test:  ## everything CI runs: static checks, unit and e2e tests
 	scripts/test.sh
 
 unit:  ## static checks and unit tests only (no Docker, no cluster)
-	scripts/test.sh -m unit
+	scripts/test.sh --unit
 
 clean-venv:
 	rm -rf .venv

@@ -2,7 +2,7 @@
 raw `kind create cluster` on the same node image (side by side, alternating, in one run),
 and the CPU and memory of the idle cluster.
 
-    python benchmarks/cluster_bench.py [--rounds 2] [--configs kind-config.yaml,kind-config.quick.yaml]
+    python benchmarks/cluster_bench.py [--rounds 2] [--configs a.yaml,b.yaml] [--cold]
 
 Prints a Markdown section to paste into BENCHMARKS.md (and writes it to --out). The cold
 image build is timed with --cold, which builds into an empty cache directory (about 30 min).
@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from chaoskit.cluster.config import load_config  # noqa: E402
-from chaoskit.images.factory import NODE_IMAGE, kind_binary  # noqa: E402
+from chaoskit.images import catalog  # noqa: E402
+from chaoskit.images.factory import NODE_IMAGE, build_env, kind_binary  # noqa: E402
 from chaoskit.settings import Settings  # noqa: E402
 
 
@@ -52,19 +53,54 @@ def raw_kind_up(kind: Path, config: Path, name: str) -> float:
     kubeconfig = rendered.parent / "kubeconfig"
     started = time.monotonic()
     subprocess.run(
-        [str(kind), "create", "cluster", "--name", name, "--config", str(rendered),
-         "--image", NODE_IMAGE, "--kubeconfig", str(kubeconfig), "--wait", "10m"],
-        check=True, capture_output=True,
+        [
+            str(kind),
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--config",
+            str(rendered),
+            "--image",
+            NODE_IMAGE,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--wait",
+            "10m",
+        ],
+        check=True,
+        capture_output=True,
     )
-    kubectl = [str(kind_binary(Settings.from_env()).parent.parent / "kubernetes-v1.34.4" / "kubectl"),
-               "--kubeconfig", str(kubeconfig)]
-    subprocess.run([*kubectl, "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=10m"],
-                   check=True, capture_output=True)
-    subprocess.run([*kubectl, "wait", "--for=condition=Ready", "pods", "--all", "-n", "kube-system",
-                    "--timeout=10m"], check=True, capture_output=True)
+    kubectl = [
+        str(catalog.KUBERNETES.out_dir(build_env(Settings.from_env())) / "kubectl"),
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Ready", "nodes", "--all", "--timeout=10m"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *kubectl,
+            "wait",
+            "--for=condition=Ready",
+            "pods",
+            "--all",
+            "-n",
+            "kube-system",
+            "--timeout=10m",
+        ],
+        check=True,
+        capture_output=True,
+    )
     elapsed = time.monotonic() - started
-    subprocess.run([str(kind), "delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(kind), "delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)],
+        check=True,
+        capture_output=True,
+    )
     return elapsed
 
 
@@ -73,7 +109,9 @@ def idle_usage(name: str, settle: float = 60) -> tuple[float, float]:
     time.sleep(settle)
     out = subprocess.run(
         ["docker", "stats", "--no-stream", "--format", "{{json .}}"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     cpu = mem = 0.0
     for line in out.splitlines():
@@ -113,8 +151,11 @@ def main() -> None:
         f"- warm `chaoskit images build`: median {statistics.median(warm):.1f} s "
         f"(runs: {', '.join(f'{w:.1f}' for w in warm)}; target ≤ 10 s)"
     )
-    lines += ["", "| config | chaoskit cluster up (s) | raw kind create + wait (s) | ratio |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "| config | chaoskit cluster up (s) | raw kind create + wait (s) | ratio |",
+        "|---|---|---|---|",
+    ]
     kind = kind_binary(Settings.from_env())
     usage: dict[str, tuple[float, float]] = {}
     for config in args.configs.split(","):
@@ -132,8 +173,10 @@ def main() -> None:
                     usage[config] = idle_usage(name)
                 timed(chaoskit("cluster", "down", "--name", name))
         o, r = statistics.median(ours), statistics.median(raw)
-        lines.append(f"| {config} | {o:.0f} ({', '.join(f'{x:.0f}' for x in ours)}) | "
-                     f"{r:.0f} ({', '.join(f'{x:.0f}' for x in raw)}) | {o / r:.2f} |")
+        lines.append(
+            f"| {config} | {o:.0f} ({', '.join(f'{x:.0f}' for x in ours)}) | "
+            f"{r:.0f} ({', '.join(f'{x:.0f}' for x in raw)}) | {o / r:.2f} |"
+        )
     lines += ["", "| config | idle CPU (cores) | idle memory (MiB) |", "|---|---|---|"]
     for config, (cpu, mem) in usage.items():
         lines.append(f"| {config} | {cpu:.2f} | {mem:.0f} |")

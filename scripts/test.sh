@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
 # The README's test command: static checks, unit tests, then the e2e tests against a real
-# kind cluster. Installs what it needs first (idempotent).
+# kind cluster. Installs what it needs first (idempotent; builds are cached).
+#   scripts/test.sh            everything (what CI runs)
+#   scripts/test.sh --unit     static checks and unit tests only (no Docker, no cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scope=all
+if [ "${1:-}" = "--unit" ]; then
+    scope=unit
+    shift
+fi
 
 scripts/setup-python.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "==> ruff"
-ruff check chaoskit tests
-ruff format --check chaoskit tests
+ruff check chaoskit tests benchmarks
+ruff format --check chaoskit tests benchmarks
 echo "==> mypy (strict)"
 mypy
 echo "==> import layers"
 lint-imports
 
-echo "==> pytest"
+if [ "$scope" = unit ]; then
+    echo "==> pytest (unit)"
+    exec pytest tests/unit "$@"
+fi
+
+# The engine, the images and the cluster are set up by chaoskit itself, as a user's run
+# would do; building here first shows the progress of a cold build in CI's log.
+echo "==> Docker engine and images (cached by version)"
+chaoskit images build
+
+echo "==> pytest (unit and e2e)"
 exec pytest tests "$@"

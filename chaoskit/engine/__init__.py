@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from chaoskit.engine.docker import LEGACY_BUILDER_ENV, ensure_engine
+from chaoskit.engine.docker import LEGACY_BUILDER_ENV, ensure_build_tools, ensure_engine
 
-__all__ = ["LEGACY_BUILDER_ENV", "ensure_engine"]
+__all__ = ["LEGACY_BUILDER_ENV", "ensure_build_tools", "ensure_engine"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from chaoskit import versions
-from chaoskit.engine.docker import RUNTIME_NAME, runtime_wrapper_script
+from chaoskit.engine.docker import RUNTIME_NAME, ensure_build_tools, runtime_wrapper_script
 from chaoskit.errors import BuildFailed, InvalidInput
 from chaoskit.images import catalog
 from chaoskit.images.docker import build_image, image_exists, image_key, stage_context
@@ -124,6 +124,7 @@ def _rootfs_step(name: str, image: str, packages: str, description: str) -> Step
     """A Debian root filesystem from debootstrap, imported as an image."""
 
     def build(env: BuildEnv, log: Path, key: str) -> None:
+        ensure_build_tools(env.log_dir)
         work = env.work_dir / name.replace(":", "-")
         work.mkdir(parents=True, exist_ok=True)
         tar = work / "rootfs.tar"

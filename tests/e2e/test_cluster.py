@@ -80,9 +80,18 @@ def test_deployment_spreads_over_both_workers_and_the_service_reaches_every_repl
 ) -> None:
     pods = ready_pods(cluster.core, web, SELECTOR)
     assert {p.spec.node_name for p in pods} == set(cluster.workers())
-    out = exec_in(cluster.core, web, "client", ["/probe", "get", "-n", "60", "http://web/"])
-    answered = Counter(out.split())
-    assert set(answered) == {p.metadata.name for p in pods}, answered
+    names = {p.metadata.name for p in pods}
+    answered: Counter[str] = Counter()
+
+    def every_replica_answered() -> bool:
+        # kube-proxy on the client's node learns of a new endpoint a moment after it is
+        # Ready: keep sending until every replica has answered, or fail at the deadline.
+        out = exec_in(cluster.core, web, "client", ["/probe", "get", "-n", "30", "http://web/"])
+        answered.update(out.split())
+        return set(answered) == names
+
+    wait_for(f"answers from all of {sorted(names)}", every_replica_answered, 60, poll=1)
+    assert set(answered) == names, answered
 
 
 def test_a_stopped_worker_goes_notready_and_its_pods_come_back_on_the_other(

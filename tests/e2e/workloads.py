@@ -47,6 +47,8 @@ def web_deployment(name: str, replicas: int, labels: dict[str, str]) -> client.V
         topology_key="kubernetes.io/hostname",
         when_unsatisfiable="DoNotSchedule",
         label_selector=client.V1LabelSelector(match_labels=labels),
+        # Tainted control-plane nodes are no place for these pods: not a domain to balance.
+        node_taints_policy="Honor",
     )
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name, labels=labels),
