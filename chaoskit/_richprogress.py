@@ -16,6 +16,9 @@ class RichProgress:
     @contextmanager
     def task(self, description: str) -> Iterator[None]:
         started = time.monotonic()
+        if not self.console.is_terminal:
+            # Logs (CI) get a line when long work starts, not only when it ends.
+            self.console.print(f"… {description}", highlight=False)
         with self.console.status(description):
             try:
                 yield

@@ -142,7 +142,6 @@ def cluster() -> None:
 @NAME_OPTION
 @click.option(
     "--config",
-    "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=Path("kind-config.yaml"),
     show_default=True,
@@ -158,21 +157,21 @@ def cluster() -> None:
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
 @click.pass_context
 def cluster_up(
-    ctx: click.Context, name: str | None, config_path: Path, source: str, timeout: float
+    ctx: click.Context, name: str | None, config: Path, source: str, timeout: float
 ) -> None:
     """Create a kind cluster and wait until it is Ready."""
     from chaoskit.cluster import lifecycle
     from chaoskit.cluster.config import load_config
 
     settings = _settings(ctx)
-    config = load_config(config_path)
-    cluster_name = lifecycle.resolve_name(name, config)
+    checked = load_config(config)
+    cluster_name = lifecycle.resolve_name(name, checked)
     progress = _progress()
     images = build_images(settings, source=_source(source), progress=progress)
     info, health = lifecycle.up(
         settings,
         _kind(settings),
-        config,
+        checked,
         name=cluster_name,
         image=images.node,
         progress=progress,
@@ -248,6 +247,36 @@ def cluster_list(ctx: click.Context, as_json: bool) -> None:
     for item in clusters:
         marker = "chaoskit" if item["managed_by_chaoskit"] else "not chaoskit's"
         click.echo(f"{item['name']}\t({marker})")
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+@cli.command("deploy", hidden=True)  # listed once it is proven on a cluster
+@click.option("--topology", default="ecommerce", show_default=True, help="What to deploy.")
+@click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+@click.option("--check", is_flag=True, help="Only verify a deployed topology.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
+@click.pass_context
+def deploy_cmd(ctx: click.Context, topology: str, name: str, check: bool, timeout: float) -> None:
+    """Deploy a topology, wait until it is Ready and an order flows end to end."""
+    from chaoskit.cluster.access import access
+    from chaoskit.topology import deploy
+    from chaoskit.topology.catalog import find_topology
+
+    settings = _settings(ctx)
+    topo = find_topology(topology)
+    cluster_access = access(settings, name)
+    progress = _progress()
+    if check:
+        result = deploy.check(cluster_access, topo, progress=progress, timeout=timeout)
+    else:
+        result = deploy.deploy(settings, cluster_access, topo, progress=progress, timeout=timeout)
+    verb = "serves" if check else f"deployed in {result.seconds:.0f} s and serves"
+    click.echo(f"topology {topo.name!r} on cluster {name!r} {verb}")
+    click.echo(f"  shop (ingress): {result.endpoints.ingress}")
+    click.echo(f"  prometheus:     {result.endpoints.prometheus}")
+    click.echo(f"  end-to-end order: {result.order_id}")
 
 
 def main(argv: list[str] | None = None) -> None:

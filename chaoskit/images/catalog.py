@@ -57,6 +57,17 @@ KUBERNETES = GoProgram(
     replace_staging=versions.KUBERNETES_STAGING,
 )
 
+KUBECTL = GoProgram(
+    name="kubectl",
+    module="k8s.io/kubernetes",
+    version=versions.KUBERNETES,
+    binaries=(("kubectl", "k8s.io/kubernetes/cmd/kubectl"),),
+    ldflags=_k8s_version_flags(),
+    replace_staging=versions.KUBERNETES_STAGING,
+)
+"""kubectl on its own: what chaoskit applies manifests with, also where the node image is
+pulled from upstream and the rest of Kubernetes is not built here."""
+
 ETCD = GoProgram(
     name="etcd",
     module="go.etcd.io/etcd/server/v3",
@@ -84,6 +95,7 @@ LOCAL_PATH_PROVISIONER = GoProgram(
     module="github.com/rancher/local-path-provisioner",
     version=versions.LOCAL_PATH_PROVISIONER,
     binaries=(("local-path-provisioner", "github.com/rancher/local-path-provisioner"),),
+    ldflags=(f"main.VERSION={versions.LOCAL_PATH_PROVISIONER}",),
     checksum_db=False,
 )
 
@@ -101,12 +113,36 @@ FLANNEL = GoProgram(
     replaces=(("github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc", "v1.1.0"),),
 )
 
+KUBE_STATE_METRICS = GoProgram(
+    name="kube-state-metrics",
+    module="k8s.io/kube-state-metrics/v2",
+    version=versions.KUBE_STATE_METRICS,
+    binaries=(("kube-state-metrics", "k8s.io/kube-state-metrics/v2"),),
+    checksum_db=False,
+    ldflags=(
+        f"github.com/prometheus/common/version.Version={versions.KUBE_STATE_METRICS}",
+        "github.com/prometheus/common/version.Branch=release",
+    ),
+)
+
+TRAEFIK = GoProgram(
+    name="traefik",
+    module="github.com/traefik/traefik/v3",
+    version=versions.TRAEFIK,
+    binaries=(("traefik", "./cmd/traefik"),),
+    ldflags=(f"github.com/traefik/traefik/v3/pkg/version.Version={versions.TRAEFIK}",),
+    in_module=True,
+)
+
 PROGRAMS: tuple[GoProgram, ...] = (
     KIND,
     CRICTL,
     KUBERNETES,
+    KUBECTL,
     ETCD,
     COREDNS,
     LOCAL_PATH_PROVISIONER,
     FLANNEL,
+    KUBE_STATE_METRICS,
+    TRAEFIK,
 )

@@ -41,14 +41,17 @@ def image_exists(image: str) -> bool:
 
 
 def stage_context(source: Path, dest: Path, extra: Mapping[str, Path] = {}) -> Path:
-    """Copies a build context to ``dest`` and adds files (binaries) under the given names."""
+    """Copies a build context to ``dest`` and adds files or folders under the given names."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(source, dest)
     for name, path in extra.items():
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        if path.is_dir():
+            shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, target)
     return dest
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,7 +26,15 @@ from chaoskit.errors import BuildFailed, InvalidInput
 from chaoskit.images import catalog
 from chaoskit.images.docker import build_image, image_exists, image_key, stage_context
 from chaoskit.images.golang import GoProgram, build_program, go_env
-from chaoskit.images.steps import BuildEnv, Plan, Step, is_done, run_step
+from chaoskit.images.steps import (
+    BuildEnv,
+    Plan,
+    Step,
+    build_lock,
+    hash_tree,
+    is_done,
+    run_step,
+)
 from chaoskit.proc import capture, run_logged
 from chaoskit.progress import Progress
 from chaoskit.settings import Settings
@@ -182,6 +191,7 @@ def _docker_step(
         staged = stage_context(
             env.contexts_dir / context, env.work_dir / "contexts" / name.replace(":", "-"), extra
         )
+        fetch_dependencies(env, staged, log)
         build_image(staged, [image], key=key, log=log, build_args=args, target=target)
 
     return Step(
@@ -193,6 +203,68 @@ def _docker_step(
         context_dirs=(context, *also_hash),
         description=description or image,
     )
+
+
+def fetch_dependencies(env: BuildEnv, staged: Path, log: Path) -> None:
+    """Fills a staged context from package registries, where its files ask for it.
+
+    ``requirements.txt`` -> ``wheels/``: CPython 3.11 manylinux wheels, downloaded on the host
+    (pip inside ``docker build`` cannot verify the registry's TLS here) and installed in the
+    image with ``pip install --no-index --find-links wheels``.
+    ``pom.xml`` -> ``libs/``: the runtime jars of a Maven project, from Maven Central.
+    """
+    if (staged / "requirements.txt").is_file():
+        run_logged(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "manylinux_2_17_x86_64",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "any",
+                "-r",
+                staged / "requirements.txt",
+                "-d",
+                staged / "wheels",
+            ],
+            log=log,
+            what="downloading Python wheels",
+            error=BuildFailed,
+            env={"PIP_CACHE_DIR": str(env.cache_dir / "pip")},
+            timeout=1800,
+        )
+    if (staged / "pom.xml").is_file():
+        run_logged(
+            [
+                "mvn",
+                "--batch-mode",
+                "--quiet",
+                "-f",
+                staged / "pom.xml",
+                f"-Dmaven.repo.local={env.cache_dir / 'm2'}",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staged / 'libs'}",
+            ],
+            log=log,
+            what="downloading Maven dependencies",
+            error=BuildFailed,
+            timeout=1800,
+        )
 
 
 def _pause_step() -> Step:
@@ -344,7 +416,15 @@ def preload_images(base: str, target: str, images: list[str], *, key: str, log: 
             what="listing preloaded images",
             error=BuildFailed,
         )
-        run_logged(["docker", "stop", "-t", "10", name], log=log, what="stop", error=BuildFailed)
+        # SIGTERM, not the image's stop signal (SIGRTMIN+3 is for systemd): containerd
+        # closes its database cleanly before the container is committed.
+        run_logged(
+            ["docker", "kill", "--signal", "TERM", name],
+            log=log,
+            what="stopping containerd",
+            error=BuildFailed,
+        )
+        run_logged(["docker", "wait", name], log=log, what="stopping containerd", error=BuildFailed)
         entrypoint = '["/usr/local/bin/entrypoint", "/sbin/init"]'
         run_logged(
             [
@@ -489,8 +569,91 @@ def local_steps() -> list[Step]:
     return steps
 
 
-LOCAL_TARGETS = ("image:node", "image:haproxy", "image:probe", "go:kind")
-UPSTREAM_TARGETS = ("image:probe", "go:kind")
+LOCAL_TARGETS = ("image:node", "image:haproxy", "image:probe", "go:kind", "go:kubectl")
+UPSTREAM_TARGETS = ("image:probe", "go:kind", "go:kubectl")
+
+
+# ---------------------------------------------------------------------------- topology
+
+SHOP_IMAGE = "chaoskit/shop:1"
+KAFKA_IMAGE = "chaoskit/kafka:4.3.1"
+MARIADB_IMAGE = "chaoskit/mariadb:10.11"
+TRAEFIK_IMAGE = f"chaoskit/traefik:{versions.TRAEFIK}"
+PROMETHEUS_IMAGE = "chaoskit/prometheus:2"
+KSM_IMAGE = f"chaoskit/kube-state-metrics:{versions.KUBE_STATE_METRICS}"
+
+
+def _shop_package() -> Path:
+    return Path(str(resources.files("chaoskit.topology") / "shop"))
+
+
+def topology_steps() -> list[Step]:
+    """The images of the e-commerce topology (loaded into a cluster by ``chaoskit deploy``)."""
+    base = {"BASE": DEBIAN_BASE}
+    return [
+        _docker_step(
+            "image:shop",
+            SHOP_IMAGE,
+            "shop",
+            needs=("image:debian-base",),
+            binaries={"shop": lambda env: _shop_package()},
+            args=base,
+            extra_inputs=(hash_tree(_shop_package()),),
+        ),
+        _docker_step("image:kafka", KAFKA_IMAGE, "kafka", needs=("image:debian-base",), args=base),
+        _docker_step(
+            "image:mariadb", MARIADB_IMAGE, "mariadb", needs=("image:debian-base",), args=base
+        ),
+        _docker_step(
+            "image:prometheus",
+            PROMETHEUS_IMAGE,
+            "prometheus",
+            needs=("image:debian-base",),
+            args=base,
+        ),
+        _docker_step(
+            "image:traefik",
+            TRAEFIK_IMAGE,
+            "traefik",
+            needs=("go:traefik",),
+            binaries={"traefik": _bin(catalog.TRAEFIK, "traefik")},
+        ),
+        _docker_step(
+            "image:kube-state-metrics",
+            KSM_IMAGE,
+            "kube-state-metrics",
+            needs=("go:kube-state-metrics",),
+            binaries={"kube-state-metrics": _bin(catalog.KUBE_STATE_METRICS, "kube-state-metrics")},
+        ),
+    ]
+
+
+TOPOLOGY_IMAGES = {
+    "image:shop": SHOP_IMAGE,
+    "image:kafka": KAFKA_IMAGE,
+    "image:mariadb": MARIADB_IMAGE,
+    "image:prometheus": PROMETHEUS_IMAGE,
+    "image:traefik": TRAEFIK_IMAGE,
+    "image:kube-state-metrics": KSM_IMAGE,
+}
+
+
+def build_topology_images(settings: Settings, progress: Progress) -> list[str]:
+    """Builds (or finds cached) every image of the e-commerce topology; returns their names."""
+    env = build_env(settings)
+    _run_plan(env, [*local_steps(), *topology_steps()], TOPOLOGY_IMAGES, progress)
+    return list(TOPOLOGY_IMAGES.values())
+
+
+def _run_plan(env: BuildEnv, steps: list[Step], targets: Iterable[str], progress: Progress) -> None:
+    plan = Plan.resolve(steps, env, targets)
+    with build_lock(env, progress):
+        for step in plan.steps:
+            key = plan.keys[step.name]
+            if is_done(env, step, key):
+                continue
+            with progress.task(f"building {step.description or step.name}"):
+                run_step(env, step, key)
 
 
 # ---------------------------------------------------------------------------- entry
@@ -503,14 +666,7 @@ def build_all(settings: Settings, *, source: Source, progress: Progress) -> Imag
     if source == "auto":
         source = _detect_source(env, steps)
         progress.note(f"image source: {source}")
-    targets = LOCAL_TARGETS if source == "local" else UPSTREAM_TARGETS
-    plan = Plan.resolve(steps, env, targets)
-    for step in plan.steps:
-        key = plan.keys[step.name]
-        if is_done(env, step, key):
-            continue
-        with progress.task(f"building {step.description or step.name}"):
-            run_step(env, step, key)
+    _run_plan(env, steps, LOCAL_TARGETS if source == "local" else UPSTREAM_TARGETS, progress)
     if source == "upstream":
         image = versions.UPSTREAM_NODE_IMAGE
         if not image_exists(image):

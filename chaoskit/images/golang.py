@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,10 @@ class GoProgram:
     """For k8s.io/kubernetes: the version of the published staging modules to use."""
     checksum_db: bool = True
     """False where the checksum database does not know the module (``GOSUMDB=off``)."""
+    in_module: bool = False
+    """Build inside a writable copy of the module itself, with its own go.mod and go.sum,
+    for modules whose ``replace`` directives a wrapper would not inherit (traefik).
+    ``binaries`` then name packages relative to the module root (``./cmd/traefik``)."""
     cgo: bool = False
     """Build with cgo, linked statically (flannel's UDP backend is C on amd64)."""
 
@@ -65,6 +70,7 @@ class GoProgram:
                 "replaces": self.replaces,
                 "go_directive": GO_DIRECTIVE,
                 "cgo": self.cgo,
+                "in_module": self.in_module,
             },
             sort_keys=True,
         )
@@ -123,12 +129,53 @@ def staging_modules(gomod: str) -> list[str]:
 def build_program(env: BuildEnv, program: GoProgram, log: Path) -> None:
     """Builds every binary of ``program`` into its cache folder."""
     work = env.cache_dir / "src" / f"{program.name}-{program.version}"
-    work.mkdir(parents=True, exist_ok=True)
     env.work_dir.mkdir(parents=True, exist_ok=True)
     genv = go_env(env, checksum_db=program.checksum_db)
     if program.cgo:
         genv["CGO_ENABLED"] = "1"
+    if program.in_module:
+        _copy_module(env, program, work, log)
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        _write_wrapper(env, program, work, log)
+        run_logged(
+            ["go", "mod", "tidy"],
+            log=log,
+            what=f"resolving {program.module}@{program.version}",
+            error=BuildFailed,
+            env=genv,
+            cwd=work,
+            timeout=1800,
+        )
+    _build_binaries(program, work, program.out_dir(env), genv, log)
 
+
+def _copy_module(env: BuildEnv, program: GoProgram, work: Path, log: Path) -> None:
+    run_logged(
+        ["go", "mod", "download", f"{program.module}@{program.version}"],
+        log=log,
+        what=f"downloading {program.module}@{program.version}",
+        error=BuildFailed,
+        env=go_env(env, checksum_db=program.checksum_db),
+        cwd=env.work_dir,
+        timeout=1800,
+    )
+    info = capture(
+        ["go", "mod", "download", "-json", f"{program.module}@{program.version}"],
+        env=go_env(env, checksum_db=program.checksum_db),
+        cwd=env.work_dir,
+        timeout=300,
+    )
+    if info.returncode != 0:
+        raise BuildFailed(f"cannot locate {program.module}@{program.version}", log=log)
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(json.loads(info.stdout)["Dir"], work)
+    for path in [work, *work.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+
+
+def _write_wrapper(env: BuildEnv, program: GoProgram, work: Path, log: Path) -> None:
     lines = [f"module chaoskit.build/{program.name}", "", f"go {GO_DIRECTIVE}", ""]
     lines.append(f"require {program.module} {program.version}")
     lines += [f"require {mod} {ver}" for mod, ver in program.requires]
@@ -145,16 +192,11 @@ def build_program(env: BuildEnv, program: GoProgram, log: Path) -> None:
         f"//go:build tools\n\n// Package tools pins the programs chaoskit builds.\n"
         f"package tools\n\nimport (\n{imports}\n)\n"
     )
-    run_logged(
-        ["go", "mod", "tidy"],
-        log=log,
-        what=f"resolving {program.module}@{program.version}",
-        error=BuildFailed,
-        env=genv,
-        cwd=work,
-        timeout=1800,
-    )
-    out_dir = program.out_dir(env)
+
+
+def _build_binaries(
+    program: GoProgram, work: Path, out_dir: Path, genv: dict[str, str], log: Path
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     flags = ["-s", "-w", *(f"-X {flag}" for flag in program.ldflags)]
     tags: list[str] = []

@@ -8,14 +8,17 @@ and its outputs are still there (a wiped Docker engine loses images but not stam
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaoskit.errors import BuildFailed
+from chaoskit.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +127,22 @@ def _stamp(env: BuildEnv, step: Step) -> Path:
 def is_done(env: BuildEnv, step: Step, key: str) -> bool:
     stamp = _stamp(env, step)
     return stamp.is_file() and stamp.read_text().strip() == key and step.present(env, key)
+
+
+@contextmanager
+def build_lock(env: BuildEnv, progress: Progress) -> Iterator[None]:
+    """One build at a time per cache: a second chaoskit waits instead of racing the first."""
+    env.cache_dir.mkdir(parents=True, exist_ok=True)
+    with (env.cache_dir / "build.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with progress.task("waiting for another chaoskit build to finish"):
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

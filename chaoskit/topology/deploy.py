@@ -1,0 +1,216 @@
+"""Deploying a topology onto a chaoskit cluster and proving it serves.
+
+``deploy`` builds (or finds cached) the topology's images, loads them into the cluster's
+nodes, applies its kustomize folder, waits until every Deployment and StatefulSet has all
+replicas Ready, then places one order from the host through the ingress and waits until it
+is in MySQL and its notification (which went through Kafka) is recorded. ``check`` does only
+the last two.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from chaoskit.cluster.access import ClusterAccess
+from chaoskit.cluster.health import api_client
+from chaoskit.errors import OperationFailed
+from chaoskit.images.factory import build_topology_images, kind_binary
+from chaoskit.proc import run_logged
+from chaoskit.progress import Progress
+from chaoskit.settings import Settings
+from chaoskit.topology.catalog import Topology
+from chaoskit.topology.shopdb import query
+
+logger = logging.getLogger(__name__)
+
+
+class DeployFailed(OperationFailed):
+    """A topology did not become ready or does not serve."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    ingress: str
+    prometheus: str
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    endpoints: Endpoints
+    order_id: str
+    seconds: float
+
+
+def endpoints(access: ClusterAccess, topo: Topology) -> Endpoints:
+    return Endpoints(
+        ingress=f"http://127.0.0.1:{access.host_port(topo.ingress_node_port)}",
+        prometheus=f"http://127.0.0.1:{access.host_port(topo.prometheus_node_port)}",
+    )
+
+
+def deploy(
+    settings: Settings,
+    access: ClusterAccess,
+    topo: Topology,
+    *,
+    progress: Progress,
+    timeout: float = 600,
+) -> DeployResult:
+    started = time.monotonic()
+    log = settings.log_dir / "deploy" / f"{access.name}-{topo.name}.log"
+    images = build_topology_images(settings, progress)
+    with progress.task(f"loading {len(images)} images into cluster {access.name!r}"):
+        run_logged(
+            [kind_binary(settings), "load", "docker-image", *images, "--name", access.name],
+            log=log,
+            what="kind load docker-image",
+            error=DeployFailed,
+            timeout=1200,
+        )
+    with progress.task(f"applying {topo.manifests_dir.name} manifests"):
+        run_logged(
+            access.kubectl_cmd(
+                "apply", "--server-side", "--force-conflicts", "-k", str(topo.manifests_dir)
+            ),
+            log=log,
+            what="kubectl apply",
+            error=DeployFailed,
+            timeout=300,
+        )
+    result = check(access, topo, progress=progress, timeout=timeout)
+    return DeployResult(result.endpoints, result.order_id, time.monotonic() - started)
+
+
+def check(
+    access: ClusterAccess, topo: Topology, *, progress: Progress, timeout: float = 600
+) -> DeployResult:
+    """Waits for every rollout, then proves an order flows end to end."""
+    started = time.monotonic()
+    api = api_client(access.kubeconfig)
+    with progress.task(f"waiting for every workload in namespace {topo.namespace!r} to be Ready"):
+        wait_rollouts(api, topo.namespace, timeout)
+    urls = endpoints(access, topo)
+    with progress.task(f"placing an order through {urls.ingress}"):
+        order_id = place_order(urls.ingress, timeout=120)
+    with progress.task("waiting for the order and its notification in MySQL"):
+        wait_order_recorded(access, topo, order_id, timeout=120)
+    return DeployResult(urls, order_id, time.monotonic() - started)
+
+
+def _workloads(api: client.ApiClient, namespace: str) -> list[tuple[str, Any]]:
+    apps = client.AppsV1Api(api)
+    found: list[tuple[str, Any]] = [
+        ("deployment", d) for d in apps.list_namespaced_deployment(namespace).items
+    ]
+    found += [("statefulset", s) for s in apps.list_namespaced_stateful_set(namespace).items]
+    return found
+
+
+def _ready(kind: str, obj: Any) -> bool:
+    want = obj.spec.replicas if obj.spec.replicas is not None else 1
+    status = obj.status
+    observed = (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+    updated = status.updated_replicas if kind == "deployment" else status.current_replicas
+    return bool(observed and (status.ready_replicas or 0) >= want and (updated or 0) >= want)
+
+
+def wait_rollouts(api: client.ApiClient, namespace: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending: list[tuple[str, Any]] = []
+    while time.monotonic() < deadline:
+        workloads = _workloads(api, namespace)
+        pending = [(k, o) for k, o in workloads if not _ready(k, o)]
+        if workloads and not pending:
+            return
+        time.sleep(2)
+    if not pending:
+        raise DeployFailed(f"namespace {namespace!r} has no workloads after {timeout:.0f} s")
+    kind, obj = pending[0]
+    reason = _why_not_ready(api, namespace, obj)
+    others = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
+    raise DeployFailed(
+        f"{kind}/{obj.metadata.name} not Ready after {timeout:.0f} s: {reason}{others}"
+    )
+
+
+def _why_not_ready(api: client.ApiClient, namespace: str, obj: Any) -> str:
+    """The most telling reason one of the workload's pods gives."""
+    core = client.CoreV1Api(api)
+    selector = ",".join(f"{k}={v}" for k, v in (obj.spec.selector.match_labels or {}).items())
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        if ready:
+            continue
+        name = pod.metadata.name
+        for cond in pod.status.conditions or []:
+            if cond.type == "PodScheduled" and cond.status != "True":
+                return f"pod {name} unschedulable: {cond.message}"
+        for status in pod.status.container_statuses or []:
+            waiting = status.state.waiting
+            if waiting is not None and waiting.reason not in (None, "ContainerCreating"):
+                detail = f"{waiting.reason} {waiting.message or ''}".strip()
+                return f"pod {name} container {status.name}: {detail}"
+        try:
+            last = core.read_namespaced_pod_log(name, namespace, tail_lines=1).strip()
+        except client.ApiException:
+            last = ""
+        return f"pod {name} is {pod.status.phase}" + (f"; last log line: {last}" if last else "")
+    return "replicas not Ready"
+
+
+def place_order(base_url: str, *, timeout: float) -> str:
+    """POSTs one flash-sale order through the ingress until it is acknowledged."""
+    key = f"deploy-check-{uuid.uuid4()}"
+    body = json.dumps({"product_id": "flash-1", "quantity": 1}).encode()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(  # noqa: S310 - an http URL on loopback
+            f"{base_url}/orders",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                answer = json.loads(response.read())
+                return str(answer["order_id"])
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}: {e.read()[:200]!r}"
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+            last = str(e)
+        time.sleep(2)
+    raise DeployFailed(
+        f"no order was acknowledged through {base_url} within {timeout:.0f} s: {last}"
+    )
+
+
+def wait_order_recorded(
+    access: ClusterAccess, topo: Topology, order_id: str, *, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    safe = order_id.replace("'", "")
+    sql = (
+        f"SELECT (SELECT COUNT(*) FROM orders WHERE id='{safe}'), "  # noqa: S608 - quoted id
+        f"(SELECT COUNT(*) FROM notifications WHERE order_id='{safe}')"
+    )
+    counts = ["0", "0"]
+    while time.monotonic() < deadline:
+        rows = query(access, topo.namespace, sql)
+        counts = rows[0] if rows else ["0", "0"]
+        if counts == ["1", "1"]:
+            return
+        time.sleep(1)
+    raise DeployFailed(
+        f"order {order_id}: {counts[0]} row(s) in orders, {counts[1]} notification(s) "
+        f"after {timeout:.0f} s (want 1 and 1)"
+    )
