@@ -252,7 +252,7 @@ def cluster_list(ctx: click.Context, as_json: bool) -> None:
 # --------------------------------------------------------------------------- deploy
 
 
-@cli.command("deploy", hidden=True)  # listed once it is proven on a cluster
+@cli.command("deploy")
 @click.option("--topology", default="ecommerce", show_default=True, help="What to deploy.")
 @click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
 @click.option("--check", is_flag=True, help="Only verify a deployed topology.")

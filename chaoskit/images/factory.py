@@ -576,10 +576,10 @@ UPSTREAM_TARGETS = ("image:probe", "go:kind", "go:kubectl")
 # ---------------------------------------------------------------------------- topology
 
 SHOP_IMAGE = "chaoskit/shop:1"
-KAFKA_IMAGE = "chaoskit/kafka:4.3.1"
-MARIADB_IMAGE = "chaoskit/mariadb:10.11"
+KAFKA_IMAGE = f"chaoskit/kafka:{versions.KAFKA}"
+MARIADB_IMAGE = f"chaoskit/mariadb:{versions.MARIADB}"
 TRAEFIK_IMAGE = f"chaoskit/traefik:{versions.TRAEFIK}"
-PROMETHEUS_IMAGE = "chaoskit/prometheus:2"
+PROMETHEUS_IMAGE = f"chaoskit/prometheus:{versions.PROMETHEUS_IMAGE_TAG}"
 KSM_IMAGE = f"chaoskit/kube-state-metrics:{versions.KUBE_STATE_METRICS}"
 
 
@@ -617,6 +617,7 @@ def topology_steps() -> list[Step]:
             "traefik",
             needs=("go:traefik",),
             binaries={"traefik": _bin(catalog.TRAEFIK, "traefik")},
+            args={"VERSION": versions.TRAEFIK},
         ),
         _docker_step(
             "image:kube-state-metrics",

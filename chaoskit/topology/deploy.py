@@ -9,25 +9,26 @@ the last two.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
-import urllib.error
-import urllib.request
-import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 
 from chaoskit.cluster.access import ClusterAccess
 from chaoskit.cluster.health import api_client
 from chaoskit.errors import OperationFailed
+from chaoskit.images.docker import image_key
 from chaoskit.images.factory import build_topology_images, kind_binary
 from chaoskit.proc import run_logged
 from chaoskit.progress import Progress
 from chaoskit.settings import Settings
 from chaoskit.topology.catalog import Topology
+from chaoskit.topology.client import place_order
 from chaoskit.topology.shopdb import query
 
 logger = logging.getLogger(__name__)
@@ -67,20 +68,26 @@ def deploy(
 ) -> DeployResult:
     started = time.monotonic()
     log = settings.log_dir / "deploy" / f"{access.name}-{topo.name}.log"
-    images = build_topology_images(settings, progress)
+    images = pinned_images(build_topology_images(settings, progress), log)
     with progress.task(f"loading {len(images)} images into cluster {access.name!r}"):
         run_logged(
-            [kind_binary(settings), "load", "docker-image", *images, "--name", access.name],
+            [
+                kind_binary(settings),
+                "load",
+                "docker-image",
+                *images.values(),
+                "--name",
+                access.name,
+            ],
             log=log,
             what="kind load docker-image",
             error=DeployFailed,
             timeout=1200,
         )
+    overlay = write_overlay(settings, access, topo, images)
     with progress.task(f"applying {topo.manifests_dir.name} manifests"):
         run_logged(
-            access.kubectl_cmd(
-                "apply", "--server-side", "--force-conflicts", "-k", str(topo.manifests_dir)
-            ),
+            access.kubectl_cmd("apply", "--server-side", "--force-conflicts", "-k", str(overlay)),
             log=log,
             what="kubectl apply",
             error=DeployFailed,
@@ -88,6 +95,44 @@ def deploy(
         )
     result = check(access, topo, progress=progress, timeout=timeout)
     return DeployResult(result.endpoints, result.order_id, time.monotonic() - started)
+
+
+def pinned_images(images: list[str], log: Path) -> dict[str, str]:
+    """Each image also tagged with its build key, so that a rebuilt image rolls out.
+
+    The manifests name ``chaoskit/shop:1``; an image rebuilt under that same name would be
+    loaded into the nodes but never reach running pods. A tag with the build key changes
+    exactly when the image does.
+    """
+    pinned = {}
+    for image in images:
+        key = image_key(image)
+        if key is None:
+            raise DeployFailed(f"image {image} is not built")
+        name, _, tag = image.rpartition(":")
+        target = f"{name}:{tag}-{key[:12]}"
+        run_logged(["docker", "tag", image, target], log=log, what="docker tag", error=DeployFailed)
+        pinned[image] = target
+    return pinned
+
+
+def write_overlay(
+    settings: Settings, access: ClusterAccess, topo: Topology, images: dict[str, str]
+) -> Path:
+    """A kustomization over the topology's own that swaps in the pinned image tags."""
+    overlay = settings.cache_dir / "clusters" / access.name / "deploy" / topo.name
+    overlay.mkdir(parents=True, exist_ok=True)
+    document = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(topo.manifests_dir, overlay)],
+        "images": [
+            {"name": original.rpartition(":")[0], "newTag": pinned.rpartition(":")[2]}
+            for original, pinned in images.items()
+        ],
+    }
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return overlay
 
 
 def check(
@@ -100,7 +145,7 @@ def check(
         wait_rollouts(api, topo.namespace, timeout)
     urls = endpoints(access, topo)
     with progress.task(f"placing an order through {urls.ingress}"):
-        order_id = place_order(urls.ingress, timeout=120)
+        order_id = first_order(urls.ingress, timeout=180)
     with progress.task("waiting for the order and its notification in MySQL"):
         wait_order_recorded(access, topo, order_id, timeout=120)
     return DeployResult(urls, order_id, time.monotonic() - started)
@@ -167,27 +212,15 @@ def _why_not_ready(api: client.ApiClient, namespace: str, obj: Any) -> str:
     return "replicas not Ready"
 
 
-def place_order(base_url: str, *, timeout: float) -> str:
-    """POSTs one flash-sale order through the ingress until it is acknowledged."""
-    key = f"deploy-check-{uuid.uuid4()}"
-    body = json.dumps({"product_id": "flash-1", "quantity": 1}).encode()
+def first_order(base_url: str, *, timeout: float) -> str:
+    """Places one flash-sale order through the ingress, retrying until it is acknowledged."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        request = urllib.request.Request(  # noqa: S310 - an http URL on loopback
-            f"{base_url}/orders",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Idempotency-Key": key},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-                answer = json.loads(response.read())
-                return str(answer["order_id"])
-        except urllib.error.HTTPError as e:
-            last = f"HTTP {e.code}: {e.read()[:200]!r}"
-        except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
-            last = str(e)
+        ack, failure = place_order(base_url, attempts=1, timeout=10)
+        if ack is not None:
+            return ack.order_id
+        last = failure or ""
         time.sleep(2)
     raise DeployFailed(
         f"no order was acknowledged through {base_url} within {timeout:.0f} s: {last}"

@@ -6,13 +6,16 @@ mapping and reads exactly what the shop committed.
 
 from __future__ import annotations
 
+import time
+
 from chaoskit.cluster.access import ClusterAccess
 from chaoskit.errors import OperationFailed
 from chaoskit.proc import capture
-from chaoskit.topology.ledger import StoredOrder
+from chaoskit.topology.client import OrderRun
+from chaoskit.topology.ledger import LedgerReport, StoredOrder, reconcile
 
 MYSQL_POD = "mysql-0"
-MYSQL_CONTAINER = "mysql"
+MYSQL_CONTAINER = "mariadb"
 
 
 def query(access: ClusterAccess, namespace: str, sql: str, timeout: float = 60) -> list[list[str]]:
@@ -42,10 +45,49 @@ def query(access: ClusterAccess, namespace: str, sql: str, timeout: float = 60) 
     return [line.split("\t") for line in proc.stdout.splitlines() if line]
 
 
-def stored_orders(access: ClusterAccess, namespace: str) -> list[StoredOrder]:
-    rows = query(access, namespace, "SELECT id, idempotency_key FROM orders")
+def _key_filter(key_prefix: str) -> str:
+    if not all(c.isalnum() or c == "-" for c in key_prefix):
+        raise ValueError(f"key prefix {key_prefix!r}: letters, digits and '-' only")
+    return f"o.idempotency_key LIKE '{key_prefix}%'"
+
+
+def stored_orders(access: ClusterAccess, namespace: str, key_prefix: str) -> list[StoredOrder]:
+    """The orders whose idempotency key starts with ``key_prefix`` (one client run)."""
+    rows = query(
+        access,
+        namespace,
+        f"SELECT o.id, o.idempotency_key FROM orders o WHERE {_key_filter(key_prefix)}",  # noqa: S608
+    )
     return [StoredOrder(order_id=row[0], idempotency_key=row[1]) for row in rows]
 
 
-def notified_order_ids(access: ClusterAccess, namespace: str) -> list[str]:
-    return [row[0] for row in query(access, namespace, "SELECT order_id FROM notifications")]
+def notified_order_ids(access: ClusterAccess, namespace: str, key_prefix: str) -> list[str]:
+    """One entry per notification recorded for an order of that run."""
+    rows = query(
+        access,
+        namespace,
+        "SELECT n.order_id FROM notifications n JOIN orders o ON o.id = n.order_id "  # noqa: S608
+        f"WHERE {_key_filter(key_prefix)}",
+    )
+    return [row[0] for row in rows]
+
+
+def ledger(
+    access: ClusterAccess, namespace: str, run: OrderRun, *, settle: float = 60
+) -> LedgerReport:
+    """Reconciles the orders ``run`` was told about with the database, once caught up.
+
+    Events travel through Kafka after the commit, so a notification may lag its order; the
+    ledger waits (up to ``settle`` seconds) until every stored order is notified or
+    the deadline passes, then reports whatever is still missing as lost.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        report = reconcile(
+            run.acks,
+            stored_orders(access, namespace, run.run_id),
+            notified_order_ids(access, namespace, run.run_id),
+        )
+        if not report.lost_events or time.monotonic() >= deadline:
+            return report
+        time.sleep(2)

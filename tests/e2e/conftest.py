@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.harness import CLUSTER_NAME, Cluster, chaoskit
+from chaoskit.cluster.access import access
+from chaoskit.settings import Settings
+from chaoskit.topology.catalog import ECOMMERCE
+from chaoskit.topology.deploy import endpoints
+from tests.e2e.harness import CLUSTER_NAME, Cluster, Shop, chaoskit
 
 
 def _status() -> dict[str, object]:
@@ -65,3 +69,14 @@ def namespace(cluster: Cluster) -> Iterator[str]:
             raise
         time.sleep(1)
     pytest.fail(f"namespace {name} was not deleted within 180 s")
+
+
+@pytest.fixture(scope="session")
+def shop(cluster: Cluster) -> Shop:
+    """The e-commerce topology, deployed once per session with ``chaoskit deploy``."""
+    proc = chaoskit("deploy", "--name", cluster.name, timeout=3600)
+    assert proc.returncode == 0, f"chaoskit deploy failed:\n{proc.stdout}\n{proc.stderr}"
+    settings = Settings.from_env()
+    cluster_access = access(settings, cluster.name)
+    urls = endpoints(cluster_access, ECOMMERCE)
+    return Shop(access=cluster_access, ingress=urls.ingress, prometheus=urls.prometheus)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from kubernetes import client
 
+from chaoskit.cluster.access import ClusterAccess
+
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_NAME = os.environ.get("CHAOSKIT_E2E_CLUSTER", "chaoskit-e2e")
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
@@ -60,3 +62,13 @@ class Cluster:
 
     def control_planes(self) -> list[str]:
         return self._nodes(control_plane=True)
+
+
+@dataclass(frozen=True)
+class Shop:
+    """The deployed e-commerce topology, as the host reaches it."""
+
+    access: ClusterAccess
+    ingress: str
+    prometheus: str
+    namespace: str = "shop"

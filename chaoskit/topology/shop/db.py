@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeAlias
 
 import pymysql
 from pymysql.connections import Connection
@@ -29,11 +30,12 @@ log = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 SCHEMA_LOCK = "shop_schema"
-IDLE_CHECK_S = 10.0
-"""A pooled connection idle for longer than this is pinged before it is handed out."""
+IDLE_CHECK_S = 1.0
+"""A pooled connection idle for longer than this is pinged before it is handed out (one
+round trip), so that a restarted database costs no request its stale connection."""
 DUPLICATE_KEY = 1062
 
-DbConnection = Connection[DictCursor]
+DbConnection: TypeAlias = "Connection[DictCursor]"  # generic only in the type stubs
 
 
 class DatabaseUnavailable(ApiError):

@@ -24,11 +24,11 @@ DELIVERY_TIMEOUT_MS = 15_000
 
 
 def _log_error(err: KafkaError) -> None:
-    # Broker-down errors repeat every few seconds; one line each at INFO is enough.
+    # librdkafka's own log (below) already says when a broker is unreachable.
     if err.fatal():
         log.error("kafka fatal error: %s", err)
     else:
-        log.info("kafka: %s", err)
+        log.debug("kafka: %s", err)
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -37,6 +37,9 @@ def _common(settings: Settings) -> dict[str, Any]:
         "client.id": f"shop-{settings.service}",
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 2000,
+        # A restarted broker comes back under a new pod address; a connection attempt that
+        # went to the old one must give up quickly rather than after librdkafka's 30 s.
+        "socket.connection.setup.timeout.ms": 5000,
         "error_cb": _log_error,
         "logger": librdkafka_log,
     }

@@ -3,7 +3,8 @@
 HTTP metrics are recorded by :class:`MetricsMiddleware` for every service, labelled with
 the route *template* (``/orders/{order_id}``), never the raw path, so that the number of
 series stays bounded. Business metrics (orders, outbox, notifications, gateway calls) are
-module-level objects the services update directly.
+module-level objects the services update directly. The image sets
+PROMETHEUS_DISABLE_CREATED_SERIES, so counters have no ``*_created`` companions.
 """
 
 from __future__ import annotations

@@ -136,6 +136,7 @@ class OutboxRelay:
     def close(self) -> None:
         if self._producer is not None:
             self._producer.flush(5)
+        self.leader = False  # giving the lock up on purpose: no warning
         self._lose_connection()
 
     def status(self) -> dict[str, Any]:
@@ -190,6 +191,7 @@ class OutboxRelay:
             with conn.cursor() as cursor:
                 cursor.execute("SET SESSION wait_timeout = %s", (LEADER_WAIT_TIMEOUT_S,))
             self._conn = conn
+            self.last_error = ""
         if not self.leader:
             with self._conn.cursor() as cursor:
                 cursor.execute("SELECT GET_LOCK(%s, 0) AS locked", (RELAY_LOCK,))

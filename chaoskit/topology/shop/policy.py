@@ -9,8 +9,9 @@ Pure logic, no I/O, so that it is tested without a network:
 - pauses between attempts are short and jittered (a refused connection is usually one
   dead pod behind a Service; the next connection likely reaches a live one), and all
   attempts together stay within one deadline;
-- a circuit breaker per backend turns a backend that keeps failing at the transport level
-  into an immediate 503 for a short while, instead of every request paying the timeouts.
+- a circuit breaker per backend turns a backend whose attempts (nearly) all fail at the
+  transport level into an immediate 503 for a short while, instead of every request
+  paying the timeouts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -86,17 +88,30 @@ class RetryPolicy:
 
 
 class CircuitBreaker:
-    """Closed → open after ``threshold`` transport failures in a row → one trial after
-    ``open_s`` (half-open) → closed on success, open again on failure."""
+    """Opens when nearly every recent attempt failed at the transport level.
+
+    Closed → open when, of the attempts in the last ``window_s`` (at least ``min_calls``),
+    a share of ``failure_ratio`` or more failed → after ``open_s``, one trial (half-open) →
+    closed on success, open again on failure. A ratio rather than a run of failures: with
+    one of two pods dead behind a Service, about half the attempts fail, retries reach the
+    live pod, and opening the circuit would turn that partial outage into a total one.
+    """
 
     def __init__(
-        self, threshold: int = 5, open_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        min_calls: int = 10,
+        failure_ratio: float = 0.9,
+        window_s: float = 10.0,
+        open_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.threshold = threshold
+        self.min_calls = min_calls
+        self.failure_ratio = failure_ratio
+        self.window_s = window_s
         self.open_s = open_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures = 0
+        self._recent: deque[tuple[float, bool]] = deque(maxlen=max(50, min_calls))
         self._opened_at: float | None = None
         self._trial_running = False
 
@@ -121,11 +136,22 @@ class CircuitBreaker:
 
     def record(self, transport_ok: bool) -> None:
         with self._lock:
-            self._trial_running = False
-            if transport_ok:
-                self._failures = 0
-                self._opened_at = None
+            now = self._clock()
+            was_trial, self._trial_running = self._trial_running, False
+            if self._opened_at is not None and was_trial:
+                if transport_ok:
+                    self._opened_at = None
+                    self._recent.clear()
+                else:
+                    self._opened_at = now
                 return
-            self._failures += 1
-            if self._opened_at is not None or self._failures >= self.threshold:
-                self._opened_at = self._clock()
+            self._recent.append((now, transport_ok))
+            while self._recent and now - self._recent[0][0] > self.window_s:
+                self._recent.popleft()
+            failures = sum(1 for _, ok in self._recent if not ok)
+            if (
+                self._opened_at is None
+                and len(self._recent) >= self.min_calls
+                and failures >= self.failure_ratio * len(self._recent)
+            ):
+                self._opened_at = now
