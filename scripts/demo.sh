@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's main-job command: the default cluster (kind-config.yaml), ready to use.
+# The README's main-job command: the default cluster (kind-config.yaml) with the e-commerce
+# topology deployed and serving.
 # Installs what it needs first (idempotent: a Ready cluster is reused, builds are cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,6 @@ else
     chaoskit cluster up --name chaoskit --config kind-config.yaml
 fi
 chaoskit cluster status --name chaoskit
+chaoskit deploy --name chaoskit --topology ecommerce
 echo
-echo "Next steps land issue by issue (topology, faults, flash-sale load, report); see README.md."
+echo "Next steps land issue by issue (faults, flash-sale load, report); see README.md."
