@@ -279,6 +279,133 @@ def deploy_cmd(ctx: click.Context, topology: str, name: str, check: bool, timeou
     click.echo(f"  end-to-end order: {result.order_id}")
 
 
+# ---- load
+
+
+@cli.group()
+def load() -> None:
+    """Run Locust load profiles (loadprofiles/) against the shop, headless and bounded."""
+
+
+PROFILES_OPTION = click.option(
+    "--profiles",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of load profiles (default: ./loadprofiles).",
+)
+
+
+@load.command("list")
+@PROFILES_OPTION
+def load_list(profiles: Path | None) -> None:
+    """List the load profiles."""
+    from chaoskit.load.profiles import default_profiles_dir, list_profiles
+
+    folder = profiles or default_profiles_dir()
+    for name in list_profiles(folder):
+        click.echo(name)
+
+
+@load.command("run")
+@click.argument("profile")
+@click.option("--host", required=True, help="Base URL of the shop, e.g. http://127.0.0.1:PORT.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    required=True,
+    help="Seconds the profile runs; it stops by itself.",
+)
+@click.option(
+    "--users", type=click.IntRange(min=1), default=50, show_default=True, help="Peak users."
+)
+@click.option(
+    "--spawn-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Users started per second (default: the peak within about 4 s).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Locust worker processes under one master (0: a single process).",
+)
+@click.option(
+    "--think-time",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Mean seconds between a user's actions (profile default 1; 0: no pause).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder for the time series, the acknowledged orders and Locust's files "
+    "(default: reports/load/<run id>).",
+)
+@PROFILES_OPTION
+def load_run(
+    *,
+    profile: str,
+    host: str,
+    duration: float,
+    users: int,
+    spawn_rate: float | None,
+    workers: int,
+    think_time: float | None,
+    out: Path | None,
+    profiles: Path | None,
+) -> None:
+    """Run a load profile on its own and summarise what it measured."""
+    from chaoskit.load.profiles import find_profile
+    from chaoskit.load.runner import LoadRun, LoadSpec, write_outputs
+    from chaoskit.topology.client import new_run_id
+
+    locustfile = find_profile(profile, profiles)
+    run_id = new_run_id()
+    spec = LoadSpec(
+        profile=locustfile,
+        host=host,
+        duration=duration,
+        users=users,
+        spawn_rate=spawn_rate,
+        workers=workers,
+        think_time=think_time,
+        out_dir=out or Path("reports") / "load" / run_id,
+        run_id=run_id,
+    )
+    spec.validate()
+    processes = f"master + {workers} workers" if workers else "one Locust process"
+    with _progress().task(
+        f"{locustfile.stem}: {users} users against {host} for {duration:g} s ({processes})"
+    ):
+        result = LoadRun(spec).start().wait()
+    paths = write_outputs(result)
+    total = result.stats.total
+    share = 100 * total.failures / total.requests if total.requests else 0.0
+    click.echo(f"load run {run_id}: {locustfile.stem} against {host}")
+    click.echo(
+        f"  requests {total.requests}, failures {total.failures} ({share:.2f} %), "
+        f"{total.rps:.1f} req/s"
+    )
+    click.echo(f"  p50 {total.p50_ms:.0f} ms, p95 {total.p95_ms:.0f} ms, p99 {total.p99_ms:.0f} ms")
+    for e in result.stats.endpoints[:-1]:
+        click.echo(
+            f"    {e.endpoint:24} {e.requests:7} req {e.failures:6} failed "
+            f"{e.rps:7.1f}/s  p50 {e.p50_ms:5.0f}  p95 {e.p95_ms:5.0f}  p99 {e.p99_ms:5.0f} ms"
+        )
+    click.echo(f"  acknowledged orders: {len(result.orders.acks)}")
+    for failure, count in result.orders.failures.most_common(5):
+        click.echo(f"    {count:6} x {failure}")
+    click.echo(f"  time series: {paths['timeseries']}")
+    click.echo(f"  acks:        {paths['acks']}")
+    click.echo(f"  summary:     {paths['summary']}")
+
+
+# ---- end load
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: user errors become one line and an exit code."""
     try:

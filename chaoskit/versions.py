@@ -24,8 +24,12 @@ LOCAL_PATH_PROVISIONER: Final = "v0.0.30"
 DEBIAN_SUITE: Final = "bookworm"
 KIND_HAPROXY_IMAGE: Final = "docker.io/kindest/haproxy:v20230606-42a2262b"
 """kind v0.30.0 runs its control-plane load balancer from exactly this image name."""
-KUBERNETES_BUILD_DATE: Final = "2026-01-01T00:00:00Z"
-"""Stamped into the Kubernetes binaries; fixed so that rebuilds are identical."""
+KUBERNETES_BUILD_DATE: Final = "2026-02-10T12:53:36Z"
+"""Stamped into the Kubernetes binaries: the commit time of the v1.34.4 tag (from the
+module proxy), fixed so that rebuilds are identical."""
+ETCD_GIT_SHA: Final = "a061450"
+"""The v3.6.5 commit, as `etcd --version` reports it."""
+COREDNS_GIT_COMMIT: Final = "707c7c1"
 UPSTREAM_NODE_IMAGE: Final = (
     "kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a"
 )

@@ -34,6 +34,7 @@ CRICTL = GoProgram(
     module="sigs.k8s.io/cri-tools",
     version=versions.CRI_TOOLS,
     binaries=(("crictl", "sigs.k8s.io/cri-tools/cmd/crictl"),),
+    ldflags=(f"sigs.k8s.io/cri-tools/pkg/version.Version={versions.CRI_TOOLS}",),
     checksum_db=False,
 )
 
@@ -77,6 +78,7 @@ ETCD = GoProgram(
         ("etcdctl", "go.etcd.io/etcd/etcdctl/v3"),
         ("etcdutl", "go.etcd.io/etcd/etcdutl/v3"),
     ),
+    ldflags=(f"go.etcd.io/etcd/api/v3/version.GitSHA={versions.ETCD_GIT_SHA}",),
     requires=(
         ("go.etcd.io/etcd/etcdctl/v3", versions.ETCD),
         ("go.etcd.io/etcd/etcdutl/v3", versions.ETCD),
@@ -88,6 +90,7 @@ COREDNS = GoProgram(
     module="github.com/coredns/coredns",
     version=versions.COREDNS,
     binaries=(("coredns", "github.com/coredns/coredns"),),
+    ldflags=(f"github.com/coredns/coredns/coremain.GitCommit={versions.COREDNS_GIT_COMMIT}",),
 )
 
 LOCAL_PATH_PROVISIONER = GoProgram(
