@@ -117,7 +117,8 @@ def main() -> None:
         cluster = access(Settings.from_env(), NAME)
         urls = endpoints(cluster, ECOMMERCE)
         time.sleep(30)  # let the topology settle before measuring it idle
-        cpu, mem = pod_usage(cluster.port_nodes(), ECOMMERCE.namespace)
+        nodes = [n for n in cluster.port_nodes() if not n.endswith("external-load-balancer")]
+        cpu, mem = pod_usage(nodes, ECOMMERCE.namespace)
         rps, p50, p99, errors = gateway_load(urls.ingress, args.seconds, args.threads)
     finally:
         cli("cluster", "down", "--name", NAME)
