@@ -406,6 +406,239 @@ def load_run(
 # ---- end load
 
 
+# ---- faults
+# Faults, experiments and recovery (issue 5): `run`, `validate`, `recover`, `faults ...`.
+
+
+def _key_values(option: str, values: tuple[str, ...]) -> dict[str, str]:
+    result = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
+        result[key.strip()] = value
+    return result
+
+
+def _default_output(experiment: Path) -> Path:
+    import time as _time
+
+    return Path("reports") / "runs" / f"{experiment.stem}-{_time.strftime('%Y%m%dT%H%M%S')}.json"
+
+
+@cli.command("run")
+@click.argument("experiment", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--cluster",
+    default=None,
+    help="chaoskit cluster to run against (default: the experiment's chaoskit_cluster, "
+    "else 'chaoskit').",
+)
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Namespace faults and the oracle may touch (repeatable; default: the "
+    "experiment's chaoskit_namespaces, else 'shop').",
+)
+@click.option("--seed", default=None, help="Seed of the victim choice (default: random, recorded).")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set one of the experiment's configuration keys (repeatable).",
+)
+@click.option(
+    "--allow-context",
+    default=None,
+    metavar="NAME",
+    help="Run against this kube context although chaoskit did not make it.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Result file: the journal plus chaoskit's timeline, recovery and verdicts "
+    "(default: reports/runs/<experiment>-<time>.json).",
+)
+def run_cmd(
+    *,
+    experiment: Path,
+    cluster: str | None,
+    namespaces: tuple[str, ...],
+    seed: str | None,
+    variables: tuple[str, ...],
+    allow_context: str | None,
+    output: Path | None,
+) -> None:
+    """Run a Chaos Toolkit experiment file with chaoskit's timeline and oracle.
+
+    Exit 0 if the steady state held before and after, 1 if not (or a fault failed),
+    2 if the file or an argument is wrong.
+    """
+    from chaoskit.ctk.experiment import run_experiment_file
+    from chaoskit.ctk.summary import failures, lines
+
+    logging.getLogger("chaostoolkit").setLevel(logging.INFO)
+    outcome = run_experiment_file(
+        experiment,
+        output=output or _default_output(experiment),
+        cluster=cluster,
+        namespaces=namespaces,
+        seed=seed,
+        allow_context=allow_context,
+        variables=_key_values("--var", variables),
+    )
+    for line in lines(outcome.chaoskit):
+        click.echo(line)
+    for line in failures(outcome.journal):
+        click.echo(f"failed: {line}")
+    state = "deviated" if outcome.deviated else outcome.status
+    click.echo(f"experiment {experiment}: {state}")
+    click.echo(f"result: {outcome.output}")
+    if not outcome.ok:
+        sys.exit(1)
+
+
+@cli.command("validate")
+@click.argument(
+    "experiments", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+def validate_cmd(experiments: tuple[Path, ...]) -> None:
+    """Check experiment files without running them (exit 2 naming the first problem)."""
+    from chaoskit.ctk.experiment import check_experiment, load_experiment
+
+    for path in experiments:
+        check_experiment(path, load_experiment(path))
+        click.echo(f"{path}: ok")
+
+
+@cli.command("recover")
+@click.option("--cluster", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+@click.option("--force", is_flag=True, help="Also undo runs whose harness still runs.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=300,
+    show_default=True,
+    help="Seconds to wait for every node and kube-system pod to be Ready afterwards.",
+)
+@click.pass_context
+def recover_cmd(ctx: click.Context, cluster: str, force: bool, timeout: float) -> None:
+    """Undo every fault chaoskit left in place on a cluster (stopped or paused nodes,
+    stopped kubelets or containerd, held-down static pods, an unfinished etcd restore)."""
+    from chaoskit.cluster import lifecycle
+    from chaoskit.faults import signals
+    from chaoskit.faults.runner import recover
+
+    settings = _settings(ctx)
+    lifecycle.check_name(cluster)
+    with signals.terminate_raises():
+        report = recover(settings, cluster, force=force)
+    for change in report.undone:
+        click.echo(f"undone: {change.undo.description} ({change.fault}, run {change.run_id})")
+    for change in report.failed:
+        click.echo(f"FAILED: {change.undo.description}: {change.error}")
+    for run in report.skipped_runs:
+        click.echo(f"skipped run {run}: its harness still runs (--force to undo anyway)")
+    if not (report.undone or report.failed or report.skipped_runs):
+        click.echo(f"nothing to recover on cluster {cluster!r}")
+    if report.failed:
+        sys.exit(1)
+    info = lifecycle.recorded(settings, cluster)
+    if report.undone and info is not None:
+        from chaoskit.cluster.health import api_client, wait_ready
+
+        with _progress().task(f"waiting for cluster {cluster!r} to be Ready"):
+            wait_ready(
+                api_client(Path(info.kubeconfig)),
+                expected_nodes=info.control_planes + info.workers,
+                timeout=timeout,
+            )
+        click.echo(f"cluster {cluster!r} is Ready")
+
+
+@cli.group("faults")
+def faults_group() -> None:
+    """The faults chaoskit can inject."""
+
+
+@faults_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def faults_list(as_json: bool) -> None:
+    """Every fault with its arguments."""
+    from dataclasses import asdict
+
+    from chaoskit.ctk.actions import FAULT_ACTIONS
+    from chaoskit.faults import registry
+    from chaoskit.faults.params import describe
+
+    actions = {fault: action for action, fault in FAULT_ACTIONS.items()}
+    items: list[dict[str, Any]] = [
+        {
+            "name": cls.name,
+            "summary": cls.summary,
+            "action": actions.get(cls.name),
+            "holds": cls.holds,
+            "params": [asdict(p) for p in describe(cls.params_type)],
+        }
+        for cls in registry.faults()
+    ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2, default=str))
+        return
+    for item in items:
+        click.echo(f"{item['name']}  (action {item['action']}): {item['summary']}")
+        for p in item["params"]:
+            need = "required" if p["required"] else f"default {p['default']!r}"
+            click.echo(f"    {p['name']}: {p['type']}, {need} - {p['help']}")
+
+
+@faults_group.command("plan")
+@click.argument("fault")
+@click.option("--cluster", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+@click.option("--seed", default="0", show_default=True, help="Seed of the victim choice.")
+@click.option("--namespace", "namespaces", multiple=True, help="Allowlisted namespace.")
+@click.option("--allow-context", default=None, metavar="NAME", help="See 'chaoskit run'.")
+@click.option("--set", "arguments", multiple=True, metavar="KEY=VALUE", help="A fault argument.")
+@click.pass_context
+def faults_plan(
+    ctx: click.Context,
+    *,
+    fault: str,
+    cluster: str,
+    seed: str,
+    namespaces: tuple[str, ...],
+    allow_context: str | None,
+    arguments: tuple[str, ...],
+) -> None:
+    """Show the victims FAULT would hit with this seed, without touching anything."""
+    from chaoskit.faults.base import FaultEnv
+    from chaoskit.faults.nodes import NodeOps
+    from chaoskit.faults.runner import fault_log, plan
+    from chaoskit.faults.state import StateFile
+    from chaoskit.faults.target import resolve_target
+
+    settings = _settings(ctx)
+    target = resolve_target(
+        settings, cluster=cluster, allow_context=allow_context, namespaces=namespaces or None
+    )
+    env = FaultEnv(
+        target=target,
+        nodes=NodeOps(target.cluster, fault_log(settings, target.cluster)),
+        state=StateFile.of(settings, target.cluster),
+        run_id="plan",
+        settings=settings,
+    )
+    _, victims = plan(env, fault, _key_values("--set", arguments), seed=seed)
+    for victim in victims:
+        click.echo(victim.label)
+
+
+# ---- end faults
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: user errors become one line and an exit code."""
     try:

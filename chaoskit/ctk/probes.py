@@ -1,0 +1,55 @@
+"""Chaos Toolkit probes: the desired-state oracle and the API, as steady-state checks.
+
+``desired_state_converged`` is the steady-state hypothesis of every chaoskit experiment:
+before the method it records the desired state of the allowlisted namespaces (and checks
+it holds); after, it waits, re-checking on every watch event, until it holds again or
+``timeout`` passes, and then fails naming exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from chaoskit.ctk import context
+from chaoskit.errors import OperationFailed
+
+__all__ = ["api_serves", "desired_state_converged"]
+
+
+class DesiredStateNotReached(OperationFailed):
+    """The oracle's deadline passed with parts of the desired state missing."""
+
+
+def desired_state_converged(
+    timeout: float = 120, configuration: dict[str, Any] | None = None
+) -> bool:
+    """True once the desired state holds; fails with the diff after ``timeout`` seconds."""
+    ctx = context.get(configuration)
+    name = "before" if not ctx.session.injections else "after"
+    verdict = ctx.converge(name, float(timeout))
+    if not verdict.ok:
+        raise DesiredStateNotReached(
+            f"desired state not reached within {float(timeout):.0f} s: {verdict.summary()}"
+        )
+    return True
+
+
+def api_serves(timeout: float = 30, configuration: dict[str, Any] | None = None) -> bool:
+    """True once the API server answers a list of namespaces (within ``timeout``)."""
+    ctx = context.get(configuration)
+    core = client.CoreV1Api(ctx.env.api())
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        try:
+            core.list_namespace(limit=1, _request_timeout=5)
+        except (ApiException, HTTPError, OSError) as e:
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"the API did not answer within {timeout} s: {e}") from e
+            time.sleep(0.5)
+        else:
+            return True

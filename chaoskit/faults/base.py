@@ -1,0 +1,254 @@
+"""What every fault is: parameters, a seeded choice of victims, and an injection whose undo
+is recorded before it takes effect.
+
+A fault is a small class registered by name (:func:`chaoskit.faults.registry.register`):
+
+- ``params_type``: a frozen dataclass of its arguments (see :mod:`chaoskit.faults.params`);
+- ``select(env, rng)``: the victims, chosen with the seeded ``rng`` among candidates sorted
+  by name, within the blast-radius limit; raises :class:`FaultFailed` when nothing matches;
+- ``inject(env, victim, record)``: acts on one victim. If the change has to be undone (a
+  stopped node, a held-down manifest) it calls ``record(Undo(...))`` *first*: the undo is
+  in the state file before the change exists, and rollback is applying the recorded undos.
+
+Faults that only kill (a pod, a process) record nothing: Kubernetes restoring them is what
+the experiment measures.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from kubernetes import client
+
+from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.nodes import NodeContainer, NodeOps
+from chaoskit.faults.state import Change, StateFile, Undo
+from chaoskit.faults.target import Target
+from chaoskit.settings import Settings
+
+P = TypeVar("P", bound="Params")
+T = TypeVar("T")
+
+Role = Literal["worker", "control-plane", "any"]
+Marker = Callable[[str, str, dict[str, Any]], object]
+"""Puts a fault's own moments on the timeline: (event kind, subject, detail)."""
+
+
+def help_(text: str) -> dict[str, str]:
+    """Field metadata: the help text ``chaoskit faults list`` and discovery show."""
+    return {"help": text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params:
+    """Checks shared by every fault's parameters, by field name."""
+
+    def check(self) -> None:
+        values = asdict(self)
+        count, percent = values.get("count"), values.get("percent")
+        if count is not None and percent is not None:
+            raise InvalidParam("percent", "give count or percent, not both")
+        if count is not None and count < 1:
+            raise InvalidParam("count", f"must be at least 1, not {count}")
+        if percent is not None and not 0 < percent <= 100:
+            raise InvalidParam("percent", f"must be more than 0 and at most 100, not {percent}")
+        max_victims = values.get("max_victims")
+        if max_victims is not None and max_victims < 1:
+            raise InvalidParam("max_victims", f"must be at least 1, not {max_victims}")
+        duration = values.get("duration")
+        if duration is not None and duration <= 0:
+            raise InvalidParam("duration", f"must be more than 0 seconds, not {duration}")
+        grace = values.get("grace_period")
+        if grace is not None and grace < 0:
+            raise InvalidParam("grace_period", f"must be 0 or more seconds, not {grace}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blast(Params):
+    """How many victims, and the most a fault may take (its blast radius)."""
+
+    count: int | None = field(
+        default=None, metadata=help_("number of victims (default 1; or give percent)")
+    )
+    percent: float | None = field(
+        default=None, metadata=help_("share of the candidates to hit, 1-100, rounded up")
+    )
+    max_victims: int | None = field(
+        default=None,
+        metadata=help_("blast-radius limit: refuse to hit more victims than this"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hold(Params):
+    duration: float | None = field(
+        default=None,
+        metadata=help_("seconds to hold the fault, then roll it back; unset: hold until rollback"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeChoice(Blast):
+    nodes: tuple[str, ...] = field(
+        default=(), metadata=help_("node names to choose from (default: every node of role)")
+    )
+    role: Role = field(default="worker", metadata=help_("worker, control-plane or any"))
+
+
+@dataclass(frozen=True)
+class Victim:
+    """One thing a fault hit."""
+
+    kind: str
+    """pod, container, node, etcd-member, component, cluster."""
+    name: str
+    node: str = ""
+    namespace: str = ""
+    uid: str = ""
+    owner_uid: str = ""
+    container: str = ""
+
+    @property
+    def label(self) -> str:
+        name = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        what = f"{self.kind} {name}"
+        if self.container:
+            what += f" container {self.container}"
+        if self.node and self.node != self.name:
+            what += f" on {self.node}"
+        return what
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+def _no_mark(kind: str, subject: str, detail: dict[str, Any]) -> None:
+    """Where no timeline listens."""
+
+
+@dataclass
+class FaultEnv:
+    """What a fault acts through: the target cluster, its nodes, the state file."""
+
+    target: Target
+    nodes: NodeOps
+    state: StateFile
+    run_id: str
+    settings: Settings
+    mark: Marker = _no_mark
+    _api: client.ApiClient | None = None
+
+    def api(self) -> client.ApiClient:
+        if self._api is None:
+            self._api = self.target.api()
+        return self._api
+
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api())
+
+
+Recorder = Callable[[Undo], Change]
+"""Writes an undo to the state file (before the change it undoes); returns the entry."""
+
+
+class Fault(ABC, Generic[P]):
+    """Base of every fault; subclasses set the class attributes and two methods."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    params_type: ClassVar[type[Params]]
+    default_max_victims: ClassVar[int | None] = None
+    """Blast-radius limit when the experiment sets no max_victims."""
+    holds: ClassVar[bool] = False
+    """True if the fault stays until rolled back (a stopped node), False if it only kills."""
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    def check(self, env: FaultEnv) -> None:
+        """Checks against the target (namespace allowlist, ...) before anything is chosen."""
+
+    @abstractmethod
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        """The victims, chosen with ``rng``; raises FaultFailed when nothing matches."""
+
+    @abstractmethod
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        """Hits one victim; calls ``record`` before any change that needs undoing."""
+
+    def max_victims(self) -> int | None:
+        value = getattr(self.params, "max_victims", None)
+        return value if value is not None else self.default_max_victims
+
+
+def choose(
+    candidates: Sequence[T],
+    *,
+    key: Callable[[T], str],
+    rng: random.Random,
+    count: int | None,
+    percent: float | None,
+    max_victims: int | None,
+    what: str,
+) -> list[T]:
+    """A seeded, reproducible choice of victims within the blast-radius limit.
+
+    The candidates are sorted by ``key`` first, so the same seed and the same candidates
+    always give the same victims, whatever order the API listed them in.
+    """
+    if not candidates:
+        raise FaultFailed(f"{what} matches nothing: no victim to choose")
+    ordered = sorted(candidates, key=key)
+    if percent is not None:
+        wanted = max(1, math.ceil(len(ordered) * percent / 100))
+    else:
+        wanted = count if count is not None else 1
+    if wanted > len(ordered):
+        names = ", ".join(key(c) for c in ordered)
+        raise FaultFailed(f"{what}: {wanted} victims asked for, only {len(ordered)}: {names}")
+    if max_victims is not None and wanted > max_victims:
+        raise InvalidParam(
+            "max_victims",
+            f"{what}: {wanted} victims exceed the blast-radius limit of {max_victims} "
+            "(raise max_victims to allow it)",
+        )
+    return sorted(rng.sample(ordered, wanted), key=key)
+
+
+def choose_nodes(
+    env: FaultEnv, params: NodeChoice, rng: random.Random, *, max_victims: int | None, what: str
+) -> list[Victim]:
+    """Running nodes of ``params.role`` (or the named ``params.nodes``), chosen with ``rng``.
+
+    Without explicit names, the node that publishes the topology's ports on the host is
+    never chosen: losing it would cut the harness off from the system under test.
+    """
+    containers = {c.name: c for c in env.nodes.nodes()}
+    if params.nodes:
+        unknown = [n for n in params.nodes if n not in containers]
+        if unknown:
+            valid = ", ".join(sorted(containers)) or "none"
+            raise InvalidParam("nodes", f"no node named {unknown[0]!r} (nodes: {valid})")
+        candidates = [containers[n] for n in params.nodes]
+    else:
+        candidates = [
+            c
+            for c in containers.values()
+            if (params.role in ("any", c.role)) and not c.publishes_ports
+        ]
+    running = [c for c in candidates if c.state == "running"]
+    chosen: list[NodeContainer] = choose(
+        running,
+        key=lambda c: c.name,
+        rng=rng,
+        count=params.count,
+        percent=params.percent,
+        max_victims=max_victims,
+        what=what,
+    )
+    return [Victim(kind="node", name=c.name, node=c.name) for c in chosen]

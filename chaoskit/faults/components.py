@@ -1,0 +1,130 @@
+"""What faults on kube-system components share: kill a component's container process on
+chosen nodes (kubelet restarts it), or hold a static pod down by moving its manifest out
+of kubelet's folder (deleting a static pod's mirror pod does nothing) until rollback.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from chaoskit.faults.base import Blast, Fault, FaultEnv, Recorder, Victim, choose, help_
+from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.nodes import NodeContainer
+from chaoskit.faults.observe import pod_on_node, restart_count, wait_restart_seen
+from chaoskit.faults.undo import release_manifest
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACE = "kube-system"
+STOP_TIMEOUT = 90.0
+"""Seconds kubelet gets to stop a static pod whose manifest was moved away."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlPlaneChoice(Blast):
+    nodes: tuple[str, ...] = field(
+        default=(), metadata=help_("control-plane nodes to choose from (default: all)")
+    )
+
+
+def control_planes(env: FaultEnv, names: tuple[str, ...]) -> list[NodeContainer]:
+    """Running control-plane nodes, or the named ones (which must be control planes)."""
+    planes = {c.name: c for c in env.nodes.nodes() if c.role == "control-plane"}
+    for name in names:
+        if name not in planes:
+            valid = ", ".join(sorted(planes)) or "none"
+            raise InvalidParam("nodes", f"{name!r} is not a control-plane node (nodes: {valid})")
+    chosen = [planes[n] for n in names] if names else list(planes.values())
+    return [c for c in chosen if c.state == "running"]
+
+
+def wait_stopped(env: FaultEnv, node: str, container: str, timeout: float = STOP_TIMEOUT) -> float:
+    """Seconds until kubelet has stopped ``container`` after its manifest left."""
+    started = time.monotonic()
+    while env.nodes.running_container_count(node, SYSTEM_NAMESPACE, container):
+        if time.monotonic() - started > timeout:
+            raise FaultFailed(f"{container} on {node} still runs {timeout:.0f} s after its hold")
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 2)
+
+
+def kill_and_confirm(
+    env: FaultEnv,
+    node: str,
+    container: str,
+    *,
+    meanwhile: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """SIGKILLs a kube-system container's process on ``node``; waits until the API shows
+    the restart (unless the API is what the kill took away). ``meanwhile`` runs right
+    after the kill (what it returns joins the details)."""
+    core = env.core()
+    try:
+        pod = pod_on_node(core, SYSTEM_NAMESPACE, node, container)
+    except (ApiException, HTTPError, OSError) as e:
+        logger.warning("cannot read %s's pod on %s before the kill: %s", container, node, e)
+        pod = None
+    kills = env.nodes.kill_containers(node, SYSTEM_NAMESPACE, container)
+    result: dict[str, Any] = {"killed": [{"id": c, "pid": p} for c, p in kills]}
+    if meanwhile is not None:
+        result.update(meanwhile())
+    if pod is not None:
+        before = restart_count(pod, container)
+        seen = wait_restart_seen(core, SYSTEM_NAMESPACE, pod.metadata.name, container, before)
+        if seen is None:
+            logger.warning("the API did not show %s on %s restarting", container, node)
+        result.update({"pod": pod.metadata.name, "restart_seen_after_s": seen})
+    return result
+
+
+class ComponentFault(Fault[Any]):
+    """Kill or hold down one kube-system component on a choice of control-plane nodes."""
+
+    container: ClassVar[str] = ""
+    """The component's container name (its static pod manifest is ``<name>.yaml``)."""
+
+    def component(self) -> str:
+        return self.container
+
+    def candidates(self, env: FaultEnv) -> list[NodeContainer]:
+        return control_planes(env, self.params.nodes)
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        component = self.component()
+        chosen: list[NodeContainer] = choose(
+            self.candidates(env),
+            key=lambda c: c.name,
+            rng=rng,
+            count=self.params.count,
+            percent=self.params.percent,
+            max_victims=self.max_victims(),
+            what=f"{self.name} {component}",
+        )
+        return [
+            Victim(
+                kind="component",
+                name=f"{component}-{c.name}",
+                node=c.name,
+                namespace=SYSTEM_NAMESPACE,
+                container=component,
+            )
+            for c in chosen
+        ]
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        component = victim.container
+        if not self.holds:
+            return {"victim": victim.label, **kill_and_confirm(env, victim.node, component)}
+        manifest = f"{component}.yaml"
+        record(release_manifest(victim.node, manifest))
+        env.nodes.hold_manifest(victim.node, manifest)
+        stopped = wait_stopped(env, victim.node, component)
+        return {"victim": victim.label, "held": manifest, "stopped_after_s": stopped}

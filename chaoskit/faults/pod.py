@@ -1,0 +1,157 @@
+"""Pod faults: delete pods by label selector, or kill one container inside them.
+
+Both only kill: the ReplicaSet, StatefulSet or kubelet bringing the pods back is what an
+experiment measures, so nothing is recorded for rollback.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from chaoskit.faults.base import Blast, Fault, FaultEnv, Recorder, Victim, choose, help_
+from chaoskit.faults.errors import FaultFailed
+from chaoskit.faults.observe import restart_count, wait_restart_seen
+from chaoskit.faults.registry import register
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodChoice(Blast):
+    namespace: str = field(metadata=help_("namespace of the pods (must be in the allowlist)"))
+    selector: str = field(metadata=help_("label selector, e.g. app=gateway"))
+
+
+def running_pods(env: FaultEnv, namespace: str, selector: str) -> list[Any]:
+    """Pods that match ``selector``, are Running and are not being deleted already."""
+    try:
+        pods = env.core().list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=30
+        )
+    except ApiException as e:
+        raise FaultFailed(f"listing pods {selector!r} in {namespace!r}: {e.reason}") from e
+    return [
+        p
+        for p in pods.items
+        if p.metadata.deletion_timestamp is None and p.status.phase == "Running"
+    ]
+
+
+def _pod_victim(pod: Any, container: str = "") -> Victim:
+    owners = pod.metadata.owner_references or []
+    return Victim(
+        kind="container" if container else "pod",
+        name=pod.metadata.name,
+        node=pod.spec.node_name or "",
+        namespace=pod.metadata.namespace,
+        uid=pod.metadata.uid,
+        owner_uid=owners[0].uid if owners else "",
+        container=container,
+    )
+
+
+def _choose_pods(
+    fault: Fault[Any], params: PodChoice, env: FaultEnv, rng: random.Random
+) -> list[Any]:
+    pods = running_pods(env, params.namespace, params.selector)
+    chosen: list[Any] = choose(
+        pods,
+        key=lambda p: p.metadata.name,
+        rng=rng,
+        count=params.count,
+        percent=params.percent,
+        max_victims=fault.max_victims(),
+        what=f"{fault.name}: selector {params.selector!r} in namespace {params.namespace!r}",
+    )
+    return chosen
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodKillParams(PodChoice):
+    grace_period: int | None = field(
+        default=None,
+        metadata=help_("seconds of grace; 0 deletes at once; unset: the pod's own"),
+    )
+
+
+@register
+class PodKill(Fault[PodKillParams]):
+    name = "pod-kill"
+    summary = "delete pods chosen by label selector (count or percent), with or without grace"
+    params_type = PodKillParams
+
+    def check(self, env: FaultEnv) -> None:
+        env.target.check_namespace(self.params.namespace)
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        return [_pod_victim(p) for p in _choose_pods(self, self.params, env, rng)]
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=victim.uid))
+        if self.params.grace_period is not None:
+            options.grace_period_seconds = self.params.grace_period
+        try:
+            env.core().delete_namespaced_pod(
+                victim.name, victim.namespace, body=options, _request_timeout=30
+            )
+        except ApiException as e:
+            raise FaultFailed(f"deleting pod {victim.namespace}/{victim.name}: {e.reason}") from e
+        return {"victim": victim.label, "grace_period": self.params.grace_period}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerKillParams(PodChoice):
+    container: str | None = field(
+        default=None, metadata=help_("container name (default: the pod's first container)")
+    )
+    signal: Literal["KILL", "TERM", "INT", "QUIT"] = field(
+        default="KILL", metadata=help_("signal for the container's main process")
+    )
+
+
+@register
+class ContainerKill(Fault[ContainerKillParams]):
+    name = "container-kill"
+    summary = "kill the main process of one container in pods chosen by label selector"
+    params_type = ContainerKillParams
+
+    def check(self, env: FaultEnv) -> None:
+        env.target.check_namespace(self.params.namespace)
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        victims = []
+        for pod in _choose_pods(self, self.params, env, rng):
+            names = [c.name for c in pod.spec.containers]
+            container = self.params.container or names[0]
+            if container not in names:
+                raise FaultFailed(
+                    f"pod {pod.metadata.name} has no container {container!r} "
+                    f"(containers: {', '.join(names)})"
+                )
+            victims.append(_pod_victim(pod, container))
+        return victims
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        core = env.core()
+        pod = core.read_namespaced_pod(victim.name, victim.namespace, _request_timeout=30)
+        before = restart_count(pod, victim.container)
+        kills = env.nodes.kill_containers(
+            victim.node,
+            victim.namespace,
+            victim.container,
+            pod=victim.name,
+            signal=self.params.signal,
+        )
+        seen = wait_restart_seen(core, victim.namespace, victim.name, victim.container, before)
+        if seen is None:
+            raise FaultFailed(
+                f"{victim.label}: killed, but the API never showed the container restart"
+            )
+        return {
+            "victim": victim.label,
+            "killed": [{"id": c, "pid": p} for c, p in kills],
+            "restart_seen_after_s": seen,
+        }

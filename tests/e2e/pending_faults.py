@@ -1,0 +1,306 @@
+# PENDING: the e2e tests of issue 5, kept out of collection (the file name does not start
+# with test_) until a session has run them green in a clean clone on kind-config.yaml;
+# then rename it to test_faults.py. See the closing note of the session that added it.
+"""Faults on a real cluster, as a user runs them: every experiment file passes with its
+recovery times recorded, a deliberately broken run fails with the oracle's diff, the same
+seed picks the same victims, bad input is refused with exit 2, a killed harness leaves
+nothing behind that `chaoskit recover` cannot undo, and `chaos run` works with the
+installed extension.
+
+Each test deploys 3 probe servers behind a Service in its own namespace (the allowlist)
+and leaves the cluster as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from chaoskit.faults.state import StateFile
+from chaoskit.settings import Settings
+from tests.e2e.harness import REPO, Cluster, chaoskit
+from tests.e2e.workloads import load_probe_image, ready_pods, service, wait_for, web_deployment
+
+LABELS = {"app": "web"}
+SELECTOR = "app=web"
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+NEEDS_THREE_MEMBERS = {"etcd-kill-leader.yaml", "etcd-quorum-loss.yaml"}
+
+
+@pytest.fixture(scope="module")
+def probe_loaded(cluster: Cluster) -> None:
+    load_probe_image(cluster.name)
+
+
+@pytest.fixture
+def web(cluster: Cluster, namespace: str, probe_loaded: None) -> str:
+    """3 Ready probe servers behind a Service, and a ConfigMap; returns the namespace."""
+    cluster.apps.create_namespaced_deployment(namespace, web_deployment("web", 3, LABELS))
+    cluster.core.create_namespaced_service(namespace, service("web", LABELS))
+    cluster.core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="settings"), data={"a": "1"}),
+    )
+    wait_for(
+        "3 Ready web pods", lambda: len(ready_pods(cluster.core, namespace, SELECTOR)) == 3, 180
+    )
+    return namespace
+
+
+def pending_changes(cluster: Cluster) -> list[str]:
+    state = StateFile.of(Settings.from_env(), cluster.name)
+    return [c.undo.description for c in state.pending()]
+
+
+def run_args(experiment: Path, cluster: Cluster, namespace: str, output: Path) -> list[str]:
+    config = yaml.safe_load(experiment.read_text()).get("configuration", {})
+    args = ["run", str(experiment), "--cluster", cluster.name, "--namespace", namespace]
+    args += ["--seed", "7", "--output", str(output)]
+    if "namespace" in config:
+        args += ["--var", f"namespace={namespace}"]
+    if "selector" in config:
+        args += ["--var", f"selector={SELECTOR}"]
+    return args
+
+
+def result_of(output: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(output.read_text())
+    return result
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_passes_with_its_recovery_recorded(
+    cluster: Cluster, web: str, experiment: Path, tmp_path: Path
+) -> None:
+    if experiment.name in NEEDS_THREE_MEMBERS and len(cluster.control_planes()) < 3:
+        pytest.skip("needs 3 etcd members (kind-config.yaml)")
+    output = tmp_path / "result.json"
+    proc = chaoskit(*run_args(experiment, cluster, web, output), timeout=900)
+    print(proc.stdout)
+    assert proc.returncode == 0, f"{experiment.name} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    result = result_of(output)
+    assert result["status"] == "completed" and not result["deviated"]
+    chaoskit_result = result["chaoskit"]
+    assert chaoskit_result["injections"], "no fault was injected"
+    assert all(i["victims"] for i in chaoskit_result["injections"])
+    assert [v["ok"] for v in chaoskit_result["verdicts"]] == [True, True]
+    assert any(r.get("recovered_after_s") is not None for r in chaoskit_result["recovery"])
+    assert pending_changes(cluster) == []
+    assert len(ready_pods(cluster.core, web, SELECTOR)) == 3
+
+
+def test_a_killed_pod_is_replaced_and_each_component_is_timed(
+    cluster: Cluster, web: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "result.json"
+    proc = chaoskit(*run_args(REPO / "experiments/pod-kill.yaml", cluster, web, output))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (recovery,) = result_of(output)["chaoskit"]["recovery"]
+    (pod,) = recovery["pods"]
+    assert pod["pod"].startswith(f"pod/{web}/web-")
+    assert pod["replacement"].startswith(f"pod/{web}/web-")
+    phases = pod["phases"]
+    for phase in ("controller_manager", "scheduler", "kubelet", "endpoints"):
+        assert phases[phase] is not None and phases[phase] >= 0, phases
+    assert pod["total"] == pytest.approx(pod["endpoint"], abs=0.01)
+    assert "controller-manager" in proc.stdout and "scheduler" in proc.stdout
+
+
+def test_the_controller_manager_held_down_fails_with_the_missing_replica_named(
+    cluster: Cluster, web: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "result.json"
+    experiment = REPO / "experiments/broken/controller-manager-held-down.yaml"
+    proc = chaoskit(*run_args(experiment, cluster, web, output), timeout=600)
+    assert proc.returncode == 1, proc.stdout
+    result = result_of(output)
+    assert result["deviated"] is True
+    after = result["chaoskit"]["verdicts"][-1]
+    assert after["ok"] is False
+    assert any(
+        p.startswith("deployment/web: 2 of 3 replicas Ready, 1 pod(s) missing")
+        for p in after["problems"]
+    ), after["problems"]
+    assert "deployment/web: 2 of 3 replicas Ready" in proc.stdout
+    # The rollbacks brought the controller managers back: the replica returns.
+    assert pending_changes(cluster) == []
+    wait_for("the replica back", lambda: len(ready_pods(cluster.core, web, SELECTOR)) == 3, 180)
+
+
+def test_the_same_seed_picks_the_same_victims(cluster: Cluster, web: str) -> None:
+    def plan(fault: str, seed: str, *sets: str) -> str:
+        args = ["faults", "plan", fault, "--cluster", cluster.name, "--namespace", web]
+        args += ["--seed", seed]
+        for item in sets:
+            args += ["--set", item]
+        proc = chaoskit(*args, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    pods = (f"namespace={web}", f"selector={SELECTOR}", "count=2")
+    first = plan("pod-kill", "11", *pods)
+    assert len(first.splitlines()) == 2
+    assert plan("pod-kill", "11", *pods) == first
+    assert len({plan("pod-kill", str(seed), *pods) for seed in range(8)}) > 1
+    nodes = plan("kubelet-stop", "11", "role=any")
+    assert plan("kubelet-stop", "11", "role=any") == nodes
+
+
+def test_a_selector_that_matches_nothing_fails_clearly(
+    cluster: Cluster, web: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "result.json"
+    args = run_args(REPO / "experiments/pod-kill.yaml", cluster, web, output)
+    args[args.index(f"selector={SELECTOR}")] = "selector=app=nothing"
+    proc = chaoskit(*args)
+    assert proc.returncode == 1
+    assert "failed: delete-pods: pod-kill: selector 'app=nothing'" in proc.stdout
+    assert "matches nothing" in proc.stdout
+    assert result_of(output)["status"] == "interrupted"
+
+
+def test_bad_input_exits_2_naming_the_file_the_path_and_the_reason(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    doc = yaml.safe_load((REPO / "experiments/pod-kill.yaml").read_text())
+    doc["method"][0]["provider"]["arguments"]["count"] = "two"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    proc = chaoskit("run", str(bad), "--cluster", cluster.name)
+    assert proc.returncode == 2
+    assert (
+        f"{bad}: method[0].provider.arguments.count: must be an integer, not 'two'" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
+
+    doc["method"][0]["provider"]["func"] = "explode_pods"
+    bad.write_text(yaml.safe_dump(doc))
+    proc = chaoskit("run", str(bad), "--cluster", cluster.name)
+    assert proc.returncode == 2
+    assert "method[0].provider.func: unknown chaoskit action 'explode_pods' (valid:" in proc.stderr
+    assert "kill_pods" in proc.stderr
+
+    proc = chaoskit("faults", "plan", "pod-explode", "--cluster", cluster.name)
+    assert proc.returncode == 2
+    assert "unknown fault 'pod-explode' (valid:" in proc.stderr and "pod-kill" in proc.stderr
+
+
+def test_a_context_that_is_not_chaoskits_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
+    kubeconfig["contexts"][0]["name"] = "production"
+    kubeconfig["current-context"] = "production"
+    foreign = tmp_path / "kubeconfig"
+    foreign.write_text(yaml.safe_dump(kubeconfig))
+    env = {**os.environ, "CHAOSKIT_KUBECONFIG": str(foreign)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "chaoskit", "run", "experiments/pod-kill.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "kube context 'production' is not one of chaoskit's kind clusters" in proc.stderr
+    assert "--allow-context production" in proc.stderr
+
+
+def _start_pause_run(cluster: Cluster, namespace: str, output: Path) -> subprocess.Popen[str]:
+    args = run_args(REPO / "experiments/node-pause.yaml", cluster, namespace, output)
+    return subprocess.Popen(
+        [sys.executable, "-m", "chaoskit", *args, "--var", "hold=120"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _node_state(node: str) -> str:
+    return subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Status}}", node],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+
+
+def test_sigterm_rolls_the_fault_back(cluster: Cluster, web: str, tmp_path: Path) -> None:
+    run = _start_pause_run(cluster, web, tmp_path / "result.json")
+    try:
+        wait_for("a paused node", lambda: pending_changes(cluster), 180, poll=0.5)
+        (undo,) = pending_changes(cluster)
+        node = undo.split()[-1]
+        wait_for(f"{node} paused", lambda: _node_state(node) == "paused", 60)
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, out
+    assert _node_state(node) == "running"
+    assert pending_changes(cluster) == []
+
+
+def test_recover_undoes_what_a_killed_harness_left(
+    cluster: Cluster, web: str, tmp_path: Path
+) -> None:
+    run = _start_pause_run(cluster, web, tmp_path / "result.json")
+    try:
+        wait_for("a paused node", lambda: pending_changes(cluster), 180, poll=0.5)
+        (undo,) = pending_changes(cluster)
+        node = undo.split()[-1]
+        wait_for(f"{node} paused", lambda: _node_state(node) == "paused", 60)
+        run.kill()  # SIGKILL: no finally block, no rollback
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert _node_state(node) == "paused"
+    proc = chaoskit("recover", "--cluster", cluster.name, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"undone: docker unpause {node}" in proc.stdout
+    assert _node_state(node) == "running"
+    assert pending_changes(cluster) == []
+    wait_for("3 Ready web pods", lambda: len(ready_pods(cluster.core, web, SELECTOR)) == 3, 180)
+
+
+def test_chaos_run_works_with_the_installed_extension(
+    cluster: Cluster, web: str, tmp_path: Path
+) -> None:
+    chaos = Path(sys.executable).parent / "chaos"
+    journal = tmp_path / "journal.json"
+    env = {
+        **os.environ,
+        "CHAOSKIT_CLUSTER": cluster.name,
+        "CHAOSKIT_NAMESPACES": web,
+        "CHAOSKIT_NAMESPACE": web,
+        "CHAOSKIT_SELECTOR": SELECTOR,
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(chaos), "run", "experiments/pod-kill.yaml", "--journal-path", str(journal)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(journal.read_text())
+    assert doc["status"] == "completed"
+    (recovery,) = doc["chaoskit"]["recovery"]
+    assert recovery["pods"][0]["replacement"]
+    assert recovery["recovered_after_s"] < time.monotonic() - started

@@ -1,0 +1,80 @@
+"""Victim choice: seeded, reproducible, within the blast radius, loud when nothing matches."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chaoskit.faults.base import choose
+from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.runner import victim_rng
+
+PODS = [f"web-{c}" for c in "abcdefghij"]
+
+
+def pick(seed: str, candidates: list[str], **kw: object) -> list[str]:
+    options: dict[str, object] = {"count": None, "percent": None, "max_victims": None, **kw}
+    return choose(
+        candidates,
+        key=lambda p: p,
+        rng=victim_rng(seed, "pod-kill", 1),
+        what="pod-kill: selector 'app=web'",
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_the_same_seed_picks_the_same_victims_whatever_the_listing_order() -> None:
+    shuffled = PODS[:]
+    random.Random(1).shuffle(shuffled)
+    assert pick("42", PODS, count=3) == pick("42", shuffled, count=3)
+
+
+def test_another_seed_picks_differently_at_least_once() -> None:
+    picks = {tuple(pick(str(seed), PODS, count=2)) for seed in range(10)}
+    assert len(picks) > 1
+
+
+def test_each_injection_of_a_run_has_its_own_draw() -> None:
+    first = choose(
+        PODS,
+        key=str,
+        rng=victim_rng("7", "pod-kill", 1),
+        count=3,
+        percent=None,
+        max_victims=None,
+        what="x",
+    )
+    again = choose(
+        PODS,
+        key=str,
+        rng=victim_rng("7", "pod-kill", 1),
+        count=3,
+        percent=None,
+        max_victims=None,
+        what="x",
+    )
+    assert first == again
+
+
+def test_default_is_one_victim_and_percent_rounds_up() -> None:
+    assert len(pick("1", PODS)) == 1
+    assert len(pick("1", PODS, percent=25)) == 3  # 2.5 -> 3
+    assert len(pick("1", PODS, percent=100)) == 10
+
+
+def test_a_selector_that_matches_nothing_fails_clearly() -> None:
+    with pytest.raises(FaultFailed, match="selector 'app=web' matches nothing"):
+        pick("1", [])
+
+
+def test_more_victims_than_candidates_fails_naming_them() -> None:
+    with pytest.raises(FaultFailed, match="3 victims asked for, only 2: web-a, web-b"):
+        pick("1", ["web-b", "web-a"], count=3)
+
+
+def test_blast_radius_limit_refuses_and_names_the_argument() -> None:
+    with pytest.raises(InvalidParam) as e:
+        pick("1", PODS, count=4, max_victims=2)
+    assert e.value.field == "max_victims"
+    assert "exceed the blast-radius limit of 2" in e.value.reason
