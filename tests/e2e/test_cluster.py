@@ -86,7 +86,11 @@ def test_deployment_spreads_over_both_workers_and_the_service_reaches_every_repl
     def every_replica_answered() -> bool:
         # kube-proxy on the client's node learns of a new endpoint a moment after it is
         # Ready: keep sending until every replica has answered, or fail at the deadline.
-        out = exec_in(cluster.core, web, "client", ["/probe", "get", "-n", "30", "http://web/"])
+        # A request that times out on a loaded machine is retried by the next round; what
+        # counts is that every replica answers within the deadline.
+        out = exec_in(
+            cluster.core, web, "client", ["/probe", "get", "-n", "30", "http://web/"], check=False
+        )
         answered.update(out.split())
         return set(answered) == names
 
@@ -127,8 +131,12 @@ def test_a_stopped_worker_goes_notready_and_its_pods_come_back_on_the_other(
 
         wait_for(f"3 Ready web pods on {survivor}", all_on_survivor, 180, poll=1)
         recovered_after = time.monotonic() - stopped
-        out = exec_in(cluster.core, web, "client", ["/probe", "get", "-n", "20", "http://web/"])
-        assert len(out.split()) == 20
+
+        def service_answers_all() -> bool:
+            cmd = ["/probe", "get", "-n", "20", "http://web/"]
+            return len(exec_in(cluster.core, web, "client", cmd, check=False).split()) == 20
+
+        wait_for("20 of 20 requests answered through the Service", service_answers_all, 60)
         print(f"NotReady after {not_ready_after:.0f} s, Ready pods after {recovered_after:.0f} s")
     finally:
         subprocess.run(["docker", "start", cluster.node_container(victim)], check=True, timeout=60)

@@ -90,6 +90,15 @@ def client_pod(name: str) -> client.V1Pod:
                 )
             ],
             termination_grace_period_seconds=1,
+            # On a control plane: tests stop workers, and the client must outlive that.
+            node_selector={"node-role.kubernetes.io/control-plane": ""},
+            tolerations=[
+                client.V1Toleration(
+                    key="node-role.kubernetes.io/control-plane",
+                    operator="Exists",
+                    effect="NoSchedule",
+                )
+            ],
         ),
     )
 
@@ -116,8 +125,10 @@ def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[An
     ]
 
 
-def exec_in(core: client.CoreV1Api, namespace: str, pod: str, command: list[str]) -> str:
-    """Runs ``command`` in ``pod``; returns stdout, raises with stderr on failure."""
+def exec_in(
+    core: client.CoreV1Api, namespace: str, pod: str, command: list[str], *, check: bool = True
+) -> str:
+    """Runs ``command`` in ``pod``; returns stdout, raises with stderr on failure if ``check``."""
     resp = stream(
         core.connect_get_namespaced_pod_exec,
         pod,
@@ -134,6 +145,6 @@ def exec_in(core: client.CoreV1Api, namespace: str, pod: str, command: list[str]
     err = resp.read_stderr() if resp.peek_stderr() else ""
     code = resp.returncode
     resp.close()
-    if code != 0:
+    if check and code != 0:
         raise AssertionError(f"{command} exited {code}: {err}")
     return str(out)
