@@ -1,14 +1,16 @@
 """Measures the load generator for BENCHMARKS.md: the request rate one Locust process sustains
 against the shop's gateway on this machine and the CPU Locust itself uses at that rate, then
-the same with a master and 2 workers.
+the same with a master and 2 workers, and (with --cluster) with a master here and 2 workers
+as pods inside the cluster.
 
     python benchmarks/load_bench.py --host http://127.0.0.1:PORT [--users 32] [--duration 40]
     python benchmarks/load_bench.py --cluster NAME    # the ingress of a deployed topology
 
 Each run is chaoskit's ``steady`` profile with no think time (users send requests as fast as
 the shop answers), bounded in time. Rates and CPU are taken over the middle of the run (after
-the users are spawned, before they stop). Locust's CPU is read from /proc for its processes;
-the machine's from /proc/stat. Prints a Markdown section (also written to --out).
+the users are spawned, before they stop). Locust's CPU is read from /proc for its processes
+(worker pods' processes are this kernel's too: found by the master's port on their command
+line); the machine's from /proc/stat. Prints a Markdown section (also written to --out).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from chaoskit.cluster.access import access  # noqa: E402
+from chaoskit.load.pods import IN_CLUSTER_SHOP  # noqa: E402
 from chaoskit.load.profiles import find_profile  # noqa: E402
 from chaoskit.load.runner import LoadRun, LoadSpec  # noqa: E402
 from chaoskit.load.timeseries import AGGREGATED  # noqa: E402
@@ -43,6 +46,24 @@ def process_cpu_seconds(pid: int) -> float:
     """utime + stime of one process, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def worker_pod_pids(master_pid: int) -> dict[str, int]:
+    """Host pids of the Locust workers (in pods) connected to the master's port."""
+    argv = Path(f"/proc/{master_pid}/cmdline").read_bytes().split(b"\0")
+    port = argv[argv.index(b"--master-bind-port") + 1]
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        connected = b"--master-port" in args and args[args.index(b"--master-port") + 1] == port
+        if b"--worker" in args and connected:
+            found[f"pod worker {len(found) + 1}"] = int(proc.name)
+    return found
 
 
 def machine_busy_seconds() -> tuple[float, float]:
@@ -76,17 +97,26 @@ class Measured:
 
 
 def measure(
-    host: str, *, users: int, workers: int, duration: int, warmup: int, window: int
+    host: str,
+    *,
+    users: int,
+    workers: int,
+    duration: int,
+    warmup: int,
+    window: int,
+    pods_in: str | None = None,
 ) -> Measured:
     out = Path(tempfile.mkdtemp(prefix="load-bench-"))
     spec = LoadSpec(
         profile=find_profile("steady", REPO / "loadprofiles"),
-        host=host,
+        host=IN_CLUSTER_SHOP if pods_in else host,
         duration=duration,
         out_dir=out,
         users=users,
         spawn_rate=max(1.0, users / 2),
         workers=workers,
+        worker_mode="pods" if pods_in else "local",
+        cluster=pods_in,
         think_time=0,
     )
     load_average = os.getloadavg()[0]
@@ -96,6 +126,8 @@ def measure(
     def sample() -> None:
         time.sleep(warmup)
         pids = run.pids
+        if pods_in:
+            pids |= worker_pod_pids(pids["master"])
         before = {role: process_cpu_seconds(pid) for role, pid in pids.items()}
         machine_before = machine_busy_seconds()
         t0 = time.time()
@@ -120,6 +152,8 @@ def measure(
     inside = series[(series.index >= int(start) + 1) & (series.index < int(end))]
     rates = inside["rps"]
     label = "1 process" if not workers else f"master + {workers} workers"
+    if pods_in:
+        label = f"master + {workers} worker pods"
     return Measured(
         label=label,
         users=users,
@@ -148,6 +182,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=12, help="seconds before measuring")
     parser.add_argument("--window", type=int, default=20, help="seconds measured")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--no-pods", action="store_true", help="with --cluster: skip the worker pods"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "last-load-run.md")
     args = parser.parse_args()
     if args.warmup + args.window > args.duration - 3:
@@ -155,10 +192,12 @@ def main() -> None:
     host = args.host or ingress_of(args.cluster)
 
     results: list[Measured] = []
+    setups: list[tuple[int, str | None]] = [(0, None), (2, None)]
+    if args.cluster and not args.no_pods:
+        setups.append((2, args.cluster))
     for round_ in range(args.rounds):
-        # Alternate the order so that neither setup always runs on a warmer shop.
-        setups = (0, 2) if round_ % 2 == 0 else (2, 0)
-        for workers in setups:
+        # Alternate the order so that no setup always runs on a warmer shop.
+        for workers, pods_in in setups if round_ % 2 == 0 else setups[::-1]:
             measured = measure(
                 host,
                 users=args.users,
@@ -166,6 +205,7 @@ def main() -> None:
                 duration=args.duration,
                 warmup=args.warmup,
                 window=args.window,
+                pods_in=pods_in,
             )
             print(
                 f"{measured.label}: {measured.rps:.0f} req/s, Locust "
@@ -185,7 +225,8 @@ def main() -> None:
         f"Produced by `python benchmarks/load_bench.py` against the shop's gateway through the "
         f"ingress (kind's port mapping on 127.0.0.1): profile `steady`, {args.users} users, no "
         f"think time, FastHttpUser; rates and CPU over {args.window} s after {args.warmup} s of "
-        "warm-up. The shop runs on the same cores as Locust.",
+        "warm-up. The shop runs on the same cores as Locust. Worker pods send to the ingress's "
+        f"Service inside the cluster ({IN_CLUSTER_SHOP}), not through the port mapping.",
         "",
         "| Locust | req/s | failures/s | p50 / p95 / p99 ms | Locust CPU (cores) "
         "| req per Locust CPU-second | machine CPU busy (cores) | load average |",

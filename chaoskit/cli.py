@@ -308,7 +308,12 @@ def load_list(profiles: Path | None) -> None:
 
 @load.command("run")
 @click.argument("profile")
-@click.option("--host", required=True, help="Base URL of the shop, e.g. http://127.0.0.1:PORT.")
+@click.option(
+    "--host",
+    default=None,
+    help="Base URL of the shop, e.g. http://127.0.0.1:PORT (default with --cluster: its "
+    "ingress; for pods, its in-cluster URL).",
+)
 @click.option(
     "--duration",
     type=click.FloatRange(min=1),
@@ -329,7 +334,20 @@ def load_list(profiles: Path | None) -> None:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Locust worker processes under one master (0: a single process).",
+    help="Locust workers under one master (0: a single process).",
+)
+@click.option(
+    "--worker-mode",
+    type=click.Choice(["local", "pods"]),
+    default="local",
+    show_default=True,
+    help="local: worker processes on this machine; pods: worker pods inside --cluster, "
+    "their master on this machine.",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    help="The chaoskit cluster whose shop is loaded (and where worker pods run).",
 )
 @click.option(
     "--think-time",
@@ -345,25 +363,32 @@ def load_list(profiles: Path | None) -> None:
     "(default: reports/load/<run id>).",
 )
 @PROFILES_OPTION
+@click.pass_context
 def load_run(
+    ctx: click.Context,
     *,
     profile: str,
-    host: str,
+    host: str | None,
     duration: float,
     users: int,
     spawn_rate: float | None,
     workers: int,
+    worker_mode: str,
+    cluster: str | None,
     think_time: float | None,
     out: Path | None,
     profiles: Path | None,
 ) -> None:
     """Run a load profile on its own and summarise what it measured."""
+    from chaoskit.faults import signals
     from chaoskit.load.profiles import find_profile
     from chaoskit.load.runner import LoadRun, LoadSpec, write_outputs
     from chaoskit.topology.client import new_run_id
 
+    settings = _settings(ctx)
     locustfile = find_profile(profile, profiles)
     run_id = new_run_id()
+    host = host or _load_target(settings, worker_mode, cluster)
     spec = LoadSpec(
         profile=locustfile,
         host=host,
@@ -371,16 +396,24 @@ def load_run(
         users=users,
         spawn_rate=spawn_rate,
         workers=workers,
+        worker_mode="pods" if worker_mode == "pods" else "local",
+        cluster=cluster,
         think_time=think_time,
         out_dir=out or Path("reports") / "load" / run_id,
         run_id=run_id,
     )
     spec.validate()
-    processes = f"master + {workers} workers" if workers else "one Locust process"
-    with _progress().task(
-        f"{locustfile.stem}: {users} users against {host} for {duration:g} s ({processes})"
-    ):
-        result = LoadRun(spec).start().wait()
+    if worker_mode == "pods":
+        processes = f"master + {workers} worker pods in cluster {cluster}"
+    else:
+        processes = f"master + {workers} workers" if workers else "one Locust process"
+    progress = _progress()
+    with signals.terminate_raises():
+        run = LoadRun(spec, settings=settings, progress=progress).start()
+        with progress.task(
+            f"{locustfile.stem}: {users} users against {host} for {duration:g} s ({processes})"
+        ):
+            result = run.wait()
     paths = write_outputs(result)
     total = result.stats.total
     share = 100 * total.failures / total.requests if total.requests else 0.0
@@ -401,6 +434,23 @@ def load_run(
     click.echo(f"  time series: {paths['timeseries']}")
     click.echo(f"  acks:        {paths['acks']}")
     click.echo(f"  summary:     {paths['summary']}")
+
+
+def _load_target(settings: Settings, worker_mode: str, cluster: str | None) -> str:
+    """Where load goes without --host: the shop of --cluster, as the workers reach it."""
+    if worker_mode == "pods":
+        from chaoskit.load.pods import IN_CLUSTER_SHOP
+
+        return IN_CLUSTER_SHOP
+    if cluster is None:
+        from chaoskit.errors import InvalidInput
+
+        raise InvalidInput("--host: give the shop's URL, or --cluster to load its shop")
+    from chaoskit.cluster.access import access
+    from chaoskit.topology.catalog import ECOMMERCE
+    from chaoskit.topology.deploy import endpoints
+
+    return endpoints(access(settings, cluster), ECOMMERCE).ingress
 
 
 # ---- end load
@@ -512,6 +562,122 @@ def validate_cmd(experiments: tuple[Path, ...]) -> None:
     for path in experiments:
         check_experiment(path, load_experiment(path))
         click.echo(f"{path}: ok")
+
+
+# --------------------------------------------------------------------------- suites
+
+
+@cli.group()
+def suite() -> None:
+    """Run experiment suites (experiments/suites/): every experiment under load, a report."""
+
+
+@suite.command("validate")
+@click.argument("suite_file", type=click.Path(path_type=Path, dir_okay=False))
+def suite_validate(suite_file: Path) -> None:
+    """Check a suite and every experiment in it without running anything (exit 2 if wrong)."""
+    from chaoskit.suite.runner import check_suite
+    from chaoskit.suite.spec import load_suite
+
+    checked = load_suite(suite_file)
+    check_suite(checked)
+    click.echo(
+        f"{suite_file}: ok ({len(checked.experiments)} experiments, {checked.trial_count} trials)"
+    )
+
+
+@suite.command("run")
+@click.argument("suite_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--fresh-cluster",
+    "mode",
+    flag_value="fresh",
+    help="Delete the suite's cluster if it exists, create it anew and deploy the topology.",
+)
+@click.option(
+    "--reuse-cluster",
+    "mode",
+    flag_value="reuse",
+    default=True,
+    help="Use the suite's cluster and topology when they are there and serve (default); "
+    "create or deploy what is missing.",
+)
+@click.option("--cluster", default=None, help="Cluster name (default: the suite's cluster.name).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Run directory (default: reports/<run-id>).",
+)
+@click.pass_context
+def suite_run(
+    ctx: click.Context, suite_file: Path, mode: str, cluster: str | None, out: Path | None
+) -> None:
+    """Run a suite and write its report; exit 0 if every trial passed, 1 if not."""
+    import dataclasses
+
+    from chaoskit.suite.runner import check_suite, new_run_id, prepare, run_suite, trial_line
+    from chaoskit.suite.spec import NAME, load_suite
+
+    settings = _settings(ctx)
+    checked = load_suite(suite_file)
+    if cluster is not None:
+        if not NAME.fullmatch(cluster):
+            raise click.BadParameter(
+                f"{cluster!r} must match {NAME.pattern}", param_hint="--cluster"
+            )
+        checked = dataclasses.replace(checked, cluster_name=cluster)
+    check_suite(checked)
+    run_id = new_run_id(checked)
+    out_dir = out or Path("reports") / run_id
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise click.BadParameter(f"{out_dir} is not empty", param_hint="--out")
+    # chaostoolkit's own lines (rollbacks requested, ...) would drown the suite's progress
+    logging.getLogger("chaostoolkit").setLevel(logging.ERROR)
+    progress = _progress()
+    started = _time_now()
+    prepared = prepare(settings, checked, mode=mode, progress=progress)
+    click.echo(
+        f"suite {checked.name!r}: {checked.trial_count} trials on cluster "
+        f"{prepared.access.name!r}, shop at {prepared.ingress}"
+    )
+    result = run_suite(
+        checked,
+        prepared,
+        out_dir,
+        run_id=run_id,
+        progress=progress,
+        on_trial=lambda done, total, record: click.echo(f"[{done}/{total}] {trial_line(record)}"),
+    )
+    for name, why in result.skipped:
+        click.echo(f"skipped {name}: {why}")
+    summary = _read_summary(out_dir)
+    score = summary.get("score", {}).get("value") if summary else None
+    verdict = summary.get("verdict") if summary else ("pass" if result.passed else "fail")
+    click.echo(
+        f"suite {checked.name!r}: {verdict}"
+        + (f", resilience score {score}" if score is not None else "")
+        + f" ({_time_now() - started:.0f} s)"
+    )
+    for kind, path in sorted(result.report.items()):
+        click.echo(f"  {kind}: {path}")
+    if verdict != "pass":
+        sys.exit(1)
+
+
+def _time_now() -> float:
+    import time as _time
+
+    return _time.monotonic()
+
+
+def _read_summary(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / "summary.json"
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return loaded
 
 
 @cli.command("recover")
@@ -637,6 +803,72 @@ def faults_plan(
 
 
 # ---- end faults
+
+
+# ---- reports
+# Resilience reports of a suite's run directory and the CI gate (chaoskit/report).
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+def report_cmd(run_dir: Path) -> None:
+    """Write (again) the reports of a suite's run directory: summary.json, report.html,
+    report.md, junit.xml, timeseries.csv (and .parquet with pyarrow)."""
+    import time as _time
+
+    from chaoskit.report import render
+
+    started = _time.monotonic()
+    paths = render(run_dir)
+    summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
+    click.echo(
+        f"run {summary['run_id']}: {summary['verdict']}, resilience score "
+        f"{summary['score']['value']} ({summary['totals']['trials']} trials, "
+        f"rendered in {_time.monotonic() - started:.2f} s)"
+    )
+    for kind, path in paths.items():
+        click.echo(f"  {kind}: {path}")
+
+
+@cli.command("gate")
+@click.option(
+    "--report",
+    "report_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Run directory to judge (with its summary.json).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory to compare with; regressions beyond the tolerance fail.",
+)
+@click.option(
+    "--tolerance",
+    default=None,
+    metavar="METRIC=AMOUNT,...",
+    help="How much worse than the baseline may be: recovery (s), error_rate (percentage "
+    "points), score (points); an amount is N, N% of the baseline, or N%+M "
+    "(default: recovery=20%+1,error_rate=1,score=5).",
+)
+def gate_cmd(report_dir: Path, baseline: Path | None, tolerance: str | None) -> None:
+    """Pass or fail a run for CI: exit 0 pass, 1 fail (verdict fail or a regression against
+    the baseline), 2 error (a missing directory or summary, a bad tolerance)."""
+    from chaoskit.report.gate import gate
+
+    result = gate(report_dir, baseline, tolerance)
+    for finding in result.findings:
+        click.echo(finding.line())
+    score = "-" if result.score is None else f"{result.score:g}"
+    problems = len(result.failures)
+    state = "pass" if result.passed else f"fail ({problems} problem{'s' * (problems != 1)})"
+    click.echo(f"gate: {state} (verdict {result.verdict}, score {score})")
+    if not result.passed:
+        sys.exit(1)
+
+
+# ---- end reports
 
 
 def main(argv: list[str] | None = None) -> None:

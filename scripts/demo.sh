@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The README's main-job command: the default cluster (kind-config.yaml) with the e-commerce
-# topology deployed and serving.
-# Installs what it needs first (idempotent: a Ready cluster is reused, builds are cached).
+# The README's main-job command: the flash-sale suite on the default cluster
+# (kind-config.yaml) with the e-commerce topology, ending with the report, the score and the
+# verdict. Installs what it needs first (idempotent: a cluster and topology that serve are
+# reused, builds are cached). Extra arguments go to `chaoskit suite run` (e.g.
+# --fresh-cluster, --out DIR). Exit 0 if every trial passed, 1 if not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +11,4 @@ scripts/setup-python.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 chaoskit images build
-if chaoskit cluster status --name chaoskit >/dev/null 2>&1; then
-    echo "cluster 'chaoskit' is up and Ready: reusing it"
-else
-    chaoskit cluster down --name chaoskit >/dev/null
-    chaoskit cluster up --name chaoskit --config kind-config.yaml
-fi
-chaoskit cluster status --name chaoskit
-chaoskit deploy --name chaoskit --topology ecommerce
-echo
-echo "Next steps land issue by issue (faults, flash-sale load, report); see README.md."
+exec chaoskit suite run experiments/suites/flash-sale.yaml "$@"

@@ -33,5 +33,11 @@ fi
 echo "==> Docker engine and images (cached by version)"
 chaoskit images build
 
+# tests/e2e/test_report_render.py renders report.html in headless Chromium (Debian's).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "==> chromium (for the report rendering test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "==> pytest (unit and e2e)"
 exec pytest tests "$@"

@@ -100,13 +100,15 @@ def stop_nodes(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
     duration: float | None = None,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``docker stop`` of chosen node containers (default one worker); started on rollback."""
+    """``docker stop`` of chosen node containers (default one worker; ``holding``:
+    a node running a pod that NAMESPACE/SELECTOR matches); started on rollback."""
     return _inject("node-stop", locals())
 
 
@@ -282,10 +284,12 @@ def etcd_restore_drill(
     namespace: str,
     snapshot_node: str | None = None,
     verify_timeout: float | None = None,
+    destroy: str | None = None,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Snapshots etcd, deletes ``namespace``, restores every member from the snapshot and
-    verifies the namespace's desired state is back."""
+    """Snapshots etcd, deletes ``namespace`` (``destroy="namespace"``) or loses etcd's data
+    (``"etcd-data"``), restores every member from the snapshot and verifies the namespace's
+    desired state is back."""
     return _inject("etcd-restore-drill", locals())
 
 

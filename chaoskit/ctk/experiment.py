@@ -35,7 +35,7 @@ from chaoskit.faults.params import coerce, parse
 logger = logging.getLogger(__name__)
 
 CONTROL_MODULE = "chaoskit.ctk.control"
-CHAOSKIT_MODULES = ("chaoskit.ctk.actions", "chaoskit.ctk.probes")
+CHAOSKIT_MODULES = ("chaoskit.ctk.actions", "chaoskit.ctk.probes", "chaoskit.ctk.datatier")
 CONTROL = {"name": "chaoskit", "provider": {"type": "python", "module": CONTROL_MODULE}}
 TOP_LEVEL = frozenset(
     {

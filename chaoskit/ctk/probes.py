@@ -42,7 +42,7 @@ def desired_state_converged(
 def api_serves(timeout: float = 30, configuration: dict[str, Any] | None = None) -> bool:
     """True once the API server answers a list of namespaces (within ``timeout``)."""
     ctx = context.get(configuration)
-    core = client.CoreV1Api(ctx.env.api())
+    core = client.CoreV1Api(ctx.target.api(retries=False))
     deadline = time.monotonic() + float(timeout)
     while True:
         try:

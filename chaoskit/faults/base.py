@@ -98,6 +98,13 @@ class NodeChoice(Blast):
         default=(), metadata=help_("node names to choose from (default: every node of role)")
     )
     role: Role = field(default="worker", metadata=help_("worker, control-plane or any"))
+    holding: str = field(
+        default="",
+        metadata=help_(
+            "NAMESPACE/SELECTOR: only nodes running a pod that matches, e.g. "
+            "shop/chaoskit.io/galera-role=writer (any role)"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,27 @@ def choose(
     return sorted(rng.sample(ordered, wanted), key=key)
 
 
+def _nodes_holding(env: FaultEnv, holding: str) -> set[str]:
+    """Nodes of the Running, not deleted pods that ``NAMESPACE/SELECTOR`` matches."""
+    namespace, sep, selector = holding.partition("/")
+    if not sep or not namespace or not selector:
+        raise InvalidParam("holding", f"{holding!r}: expected NAMESPACE/SELECTOR")
+    env.target.check_namespace(namespace, "holding")
+    try:
+        pods = env.core().list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=30
+        )
+    except client.ApiException as e:
+        raise FaultFailed(f"listing pods {selector!r} in {namespace!r}: {e.reason}") from e
+    return {
+        p.spec.node_name
+        for p in pods.items
+        if p.metadata.deletion_timestamp is None
+        and p.status.phase == "Running"
+        and p.spec.node_name
+    }
+
+
 def choose_nodes(
     env: FaultEnv, params: NodeChoice, rng: random.Random, *, max_victims: int | None, what: str
 ) -> list[Victim]:
@@ -235,6 +263,14 @@ def choose_nodes(
             valid = ", ".join(sorted(containers)) or "none"
             raise InvalidParam("nodes", f"no node named {unknown[0]!r} (nodes: {valid})")
         candidates = [containers[n] for n in params.nodes]
+    elif params.holding:
+        holders = _nodes_holding(env, params.holding)
+        candidates = [c for c in containers.values() if c.name in holders]
+        spared = [c.name for c in candidates if c.publishes_ports]
+        candidates = [c for c in candidates if not c.publishes_ports]
+        if not candidates:
+            where = f" (only {', '.join(spared)}, which publishes the ports)" if spared else ""
+            raise FaultFailed(f"{what}: no node runs a pod matching {params.holding!r}{where}")
     else:
         candidates = [
             c

@@ -3,13 +3,18 @@
 1. Record the desired state of the namespace to destroy (the oracle).
 2. Snapshot etcd with etcdctl inside one member's container (healthcheck-client certs),
    copy it to the host, and copy each member's own etcdutl binary out of its container.
-3. Record the restore as this fault's undo, *then* destroy: delete the namespace.
+3. Record the restore as this fault's undo, *then* destroy: with ``destroy=namespace``
+   delete the namespace; with ``destroy=etcd-data`` write a marker ConfigMap after the
+   snapshot and let the restore set every member's data directory aside (as if lost), so
+   the cluster is rebuilt from the snapshot alone while the workloads keep running (their
+   volumes are untouched, unlike a deleted namespace whose volumes are reclaimed).
 4. Restore every member from the snapshot: hold the kube-apiserver and etcd static pods
    down, ``etcdutl snapshot restore`` per member with its own name and peer URL (and
    ``--bump-revision``/``--mark-compacted`` so that watchers do not see time run
    backwards), swap the data directories, put etcd's manifests back, then the API
    servers'.
-5. Wait until the API serves again, the namespace is back and its desired state holds.
+5. Wait until the API serves again, the namespace is back and its desired state holds
+   (and, for ``etcd-data``, the marker written after the snapshot is gone).
 
 If the drill is interrupted anywhere after the snapshot, its recorded undo is the restore:
 rollback or ``chaoskit recover`` brings the cluster back to the snapshot. The restore is
@@ -24,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from kubernetes import client
@@ -59,6 +64,13 @@ class DrillParams(Params):
     )
     verify_timeout: float = field(
         default=300.0, metadata=help_("seconds for the API and the namespace to come back")
+    )
+    destroy: Literal["namespace", "etcd-data"] = field(
+        default="namespace",
+        metadata=help_(
+            "what is lost after the snapshot: the namespace (deleted, its volumes too), or "
+            "etcd's data (every member rebuilt from the snapshot; workloads keep running)"
+        ),
     )
 
 
@@ -191,7 +203,7 @@ def _wait_api(core: client.CoreV1Api, timeout: float) -> float:
 @register
 class EtcdRestoreDrill(Fault[DrillParams]):
     name = "etcd-restore-drill"
-    summary = "snapshot etcd, delete a namespace, restore every member, verify it is back"
+    summary = "snapshot etcd, lose a namespace or etcd's data, restore every member, verify"
     params_type = DrillParams
 
     def check(self, env: FaultEnv) -> None:
@@ -216,7 +228,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         source = self.params.snapshot_node or planes[0]
         if source not in planes:
             raise FaultFailed(f"snapshot_node {source!r} is not a control plane ({planes})")
-        informers = Informers(env.api())
+        informers = Informers(env.target.api(retries=False))
         try:
             desired = oracle.record(informers, [namespace])
         finally:
@@ -245,10 +257,8 @@ class EtcdRestoreDrill(Fault[DrillParams]):
                 f"restore etcd from {host_snapshot.name} on {', '.join(planes)}",
             )
         )
-        details["destroyed_s"] = _delete_namespace(
-            env.core(), namespace, self.params.verify_timeout
-        )
-        env.mark("namespace-deleted", namespace, {})
+        marker = f"chaoskit-drill-{rid}"
+        self._destroy(env, marker, details)
 
         started = time.monotonic()
         env.mark("etcd-restore-started", "etcd", {})
@@ -257,9 +267,11 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         details["restore_s"] = round(time.monotonic() - started, 2)
         env.mark("etcd-restored", "etcd", {})
 
-        details["api_back_after_s"] = _wait_api(env.core(), self.params.verify_timeout)
+        # A client without urllib3's retries: this loop retries by itself, quietly.
+        quiet = env.target.api(retries=False)
+        details["api_back_after_s"] = _wait_api(client.CoreV1Api(quiet), self.params.verify_timeout)
         env.mark("api-serving", "api", {})
-        informers = Informers(env.api())
+        informers = Informers(quiet)
         try:
             verdict = oracle.wait_converged(informers, desired, self.params.verify_timeout)
         finally:
@@ -270,10 +282,24 @@ class EtcdRestoreDrill(Fault[DrillParams]):
             raise FaultFailed(
                 f"after the restore, namespace {namespace!r} is not back: {verdict.summary()}"
             )
+        if self.params.destroy == "etcd-data":
+            _check_marker_gone(client.CoreV1Api(quiet), namespace, marker)
+            details["written_after_snapshot_gone"] = True
         _cleanup(env.nodes, members, rid)
         host_snapshot.unlink(missing_ok=True)
         logger.info("etcd restore drill: %s", details)
         return details
+
+    def _destroy(self, env: FaultEnv, marker: str, details: dict[str, Any]) -> None:
+        namespace = self.params.namespace
+        if self.params.destroy == "namespace":
+            details["destroyed_s"] = _delete_namespace(
+                env.core(), namespace, self.params.verify_timeout
+            )
+            env.mark("namespace-deleted", namespace, {})
+        else:
+            _write_marker(env.core(), namespace, marker)
+            env.mark("written-after-snapshot", f"configmap/{namespace}/{marker}", {})
 
 
 def _snapshot(env: FaultEnv, members: list[Member], source: str, rid: str) -> Path:
@@ -303,6 +329,30 @@ def _snapshot(env: FaultEnv, members: list[Member], source: str, rid: str) -> Pa
             what=f"copying etcdutl on {member.node}",
         )
     return host_snapshot
+
+
+def _write_marker(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    body = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=name, labels={"chaoskit/drill": "marker"}),
+        data={"written": "after the snapshot; a restore must not keep it"},
+    )
+    try:
+        core.create_namespaced_config_map(namespace, body, _request_timeout=30)
+    except ApiException as e:
+        raise FaultFailed(f"writing configmap {namespace}/{name}: {e.reason}") from e
+
+
+def _check_marker_gone(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    try:
+        core.read_namespaced_config_map(name, namespace, _request_timeout=30)
+    except ApiException as e:
+        if e.status == 404:
+            return
+        raise FaultFailed(f"reading configmap {namespace}/{name}: {e.reason}") from e
+    raise FaultFailed(
+        f"configmap {namespace}/{name}, written after the snapshot, survived the restore: "
+        "etcd was not rebuilt from the snapshot"
+    )
 
 
 def _delete_namespace(core: client.CoreV1Api, namespace: str, timeout: float) -> float:

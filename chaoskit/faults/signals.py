@@ -64,3 +64,38 @@ def deferred() -> Iterator[None]:
             signal.signal(signum, handler)
         for signum in dict.fromkeys(received):
             signal.raise_signal(signum)
+
+
+class StopFlag:
+    """Set once SIGINT or SIGTERM arrived inside :func:`remembering_stops`."""
+
+    requested: bool = False
+
+
+@contextmanager
+def remembering_stops() -> Iterator[StopFlag]:
+    """SIGINT and SIGTERM raise inside the block as usual (KeyboardInterrupt, Terminated)
+    and are also remembered: a caller whose callee swallowed the exception (chaoslib marks
+    the experiment interrupted and returns) can still see that it must stop."""
+    flag = StopFlag()
+    if not _in_main_thread():
+        yield flag
+        return
+
+    def on_int(signum: int, frame: FrameType | None) -> None:
+        flag.requested = True
+        raise KeyboardInterrupt
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        flag.requested = True
+        raise Terminated(f"signal {signum}")
+
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, on_int),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
+    }
+    try:
+        yield flag
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

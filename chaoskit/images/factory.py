@@ -578,6 +578,7 @@ UPSTREAM_TARGETS = ("image:probe", "go:kind", "go:kubectl")
 SHOP_IMAGE = "chaoskit/shop:1"
 KAFKA_IMAGE = f"chaoskit/kafka:{versions.KAFKA}"
 MARIADB_IMAGE = f"chaoskit/mariadb:{versions.MARIADB}"
+GALERA_IMAGE = f"chaoskit/mariadb-galera:{versions.MARIADB}"
 TRAEFIK_IMAGE = f"chaoskit/traefik:{versions.TRAEFIK}"
 PROMETHEUS_IMAGE = f"chaoskit/prometheus:{versions.PROMETHEUS_IMAGE_TAG}"
 KSM_IMAGE = f"chaoskit/kube-state-metrics:{versions.KUBE_STATE_METRICS}"
@@ -603,6 +604,13 @@ def topology_steps() -> list[Step]:
         _docker_step("image:kafka", KAFKA_IMAGE, "kafka", needs=("image:debian-base",), args=base),
         _docker_step(
             "image:mariadb", MARIADB_IMAGE, "mariadb", needs=("image:debian-base",), args=base
+        ),
+        _docker_step(
+            "image:mariadb-galera",
+            GALERA_IMAGE,
+            "mariadb-galera",
+            needs=("image:debian-base",),
+            args=base,
         ),
         _docker_step(
             "image:prometheus",
@@ -633,17 +641,51 @@ TOPOLOGY_IMAGES = {
     "image:shop": SHOP_IMAGE,
     "image:kafka": KAFKA_IMAGE,
     "image:mariadb": MARIADB_IMAGE,
+    "image:mariadb-galera": GALERA_IMAGE,
     "image:prometheus": PROMETHEUS_IMAGE,
     "image:traefik": TRAEFIK_IMAGE,
     "image:kube-state-metrics": KSM_IMAGE,
 }
 
+DEFAULT_TOPOLOGY_STEPS = [name for name in TOPOLOGY_IMAGES if name != "image:mariadb-galera"]
 
-def build_topology_images(settings: Settings, progress: Progress) -> list[str]:
-    """Builds (or finds cached) every image of the e-commerce topology; returns their names."""
+
+def build_topology_images(
+    settings: Settings, progress: Progress, steps: Iterable[str] | None = None
+) -> list[str]:
+    """Builds (or finds cached) the images of a topology (``steps``: names in
+    TOPOLOGY_IMAGES, default the e-commerce topology's); returns their names."""
+    wanted = list(steps) if steps is not None else DEFAULT_TOPOLOGY_STEPS
+    unknown = [name for name in wanted if name not in TOPOLOGY_IMAGES]
+    if unknown:
+        raise ValueError(f"not a topology image: {', '.join(unknown)}")
     env = build_env(settings)
-    _run_plan(env, [*local_steps(), *topology_steps()], TOPOLOGY_IMAGES, progress)
-    return list(TOPOLOGY_IMAGES.values())
+    _run_plan(env, [*local_steps(), *topology_steps()], wanted, progress)
+    return [TOPOLOGY_IMAGES[name] for name in wanted]
+
+
+LOCUST_IMAGE = "chaoskit/locust:1"
+"""Locust workers as pods (``chaoskit load run --worker-mode pods``); profiles not included."""
+
+
+def load_steps() -> list[Step]:
+    """The image of Locust workers that run inside a cluster."""
+    return [
+        _docker_step(
+            "image:locust",
+            LOCUST_IMAGE,
+            "locust",
+            needs=("image:debian-base",),
+            args={"BASE": DEBIAN_BASE},
+        )
+    ]
+
+
+def build_load_image(settings: Settings, progress: Progress) -> str:
+    """Builds (or finds cached) the Locust worker image; returns its name."""
+    env = build_env(settings)
+    _run_plan(env, [*local_steps(), *load_steps()], ("image:locust",), progress)
+    return LOCUST_IMAGE
 
 
 def _run_plan(env: BuildEnv, steps: list[Step], targets: Iterable[str], progress: Progress) -> None:

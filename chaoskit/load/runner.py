@@ -1,12 +1,14 @@
 """Running a load profile: Locust headless in processes of its own, bounded in time.
 
 ``LoadRun(spec).start()`` checks that the target answers, then starts ``python -m locust``
-on the profile: one process, or a master and ``spec.workers`` workers on 127.0.0.1. Locust
-stops by itself when the profile's shape ends (``--run-time``); a hard deadline behind that
-terminates whatever still runs. ``wait()`` returns a :class:`LoadResult`: the per-second
-time series, Locust's whole-run figures and the acknowledged orders as an
-:class:`~chaoskit.topology.client.OrderRun` for the integrity ledger. ``stop()`` ends a run
-early (an experiment that is torn down); what was measured until then is kept.
+on the profile: one process, or a master and ``spec.workers`` workers on 127.0.0.1, or (with
+``worker_mode="pods"``) a master on the host and its workers as pods inside the cluster
+(:mod:`chaoskit.load.pods`). Locust stops by itself when the profile's shape ends
+(``--run-time``); a hard deadline behind that terminates whatever still runs. ``wait()``
+returns a :class:`LoadResult`: the per-second time series, Locust's whole-run figures and
+the acknowledged orders as an :class:`~chaoskit.topology.client.OrderRun` for the integrity
+ledger. ``stop()`` ends a run early (an experiment that is torn down); what was measured
+until then is kept.
 
 Everything a run produces stays in ``spec.out_dir``: the profile's own records
 (``acks-*.jsonl``, ``seconds-*.jsonl``), Locust's CSV files (``locust_*.csv``) and the log of
@@ -32,12 +34,19 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import pandas as pd
 
-from chaoskit.errors import InvalidInput, OperationFailed
+from chaoskit.errors import InvalidInput
+
+# Re-exported: the load errors have always been importable from here.
+from chaoskit.load.errors import LoadFailed as LoadFailed  # noqa: PLC0414
+from chaoskit.load.errors import TargetUnreachable as TargetUnreachable  # noqa: PLC0414
+from chaoskit.load.pods import PodWorkers
 from chaoskit.load.timeseries import LoadStats, read_locust, read_seconds, write_timeseries
+from chaoskit.progress import LogProgress, Progress
+from chaoskit.settings import Settings
 from chaoskit.topology.client import OrderRun, new_run_id
 from chaoskit.topology.ledger import Ack
 
@@ -55,12 +64,10 @@ TERMINATE_GRACE = 10
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
-class LoadFailed(OperationFailed):
-    """Locust crashed, did not stop in time, or left nothing to read."""
-
-
-class TargetUnreachable(LoadFailed):
-    """The shop did not answer before any load was started."""
+WorkerMode = Literal["local", "pods"]
+WORKER_MODES: tuple[WorkerMode, ...] = ("local", "pods")
+POD_STARTUP_ALLOWANCE = 120
+"""Seconds for worker pods to be scheduled, start and connect (a loaded node is slow)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,11 @@ class LoadSpec:
     spawn_rate: float | None = None
     """Users started per second; default: the peak within a few seconds."""
     workers: int = 0
-    """0: one Locust process; N: a master and N worker processes (distributed mode)."""
+    """0: one Locust process; N: a master and N workers (distributed mode)."""
+    worker_mode: WorkerMode = "local"
+    """local: the workers are processes here; pods: pods inside ``cluster``."""
+    cluster: str | None = None
+    """The chaoskit cluster the worker pods run in (worker_mode pods)."""
     run_id: str = field(default_factory=new_run_id)
     """Prefix of every idempotency key, so the ledger can tell this run's orders apart."""
     sale_start: float | None = None
@@ -109,6 +120,12 @@ class LoadSpec:
             raise InvalidInput(f"run id {self.run_id!r}: 1-64 letters, digits and '-'")
         if self.sale_start is not None and self.sale_start + (self.sale_hold or 0) > self.duration:
             raise InvalidInput("--sale-start: the sale must start and end within --duration")
+        if self.worker_mode not in WORKER_MODES:
+            raise InvalidInput(f"--worker-mode {self.worker_mode!r}: must be local or pods")
+        if self.worker_mode == "pods" and not self.cluster:
+            raise InvalidInput("--worker-mode pods: needs --cluster (where the workers run)")
+        if self.worker_mode == "pods" and self.workers < 1:
+            raise InvalidInput("--worker-mode pods: needs --workers 1 or more")
 
     @property
     def run_time(self) -> int:
@@ -116,9 +133,14 @@ class LoadSpec:
         return max(1, math.ceil(self.duration))
 
     @property
+    def startup_allowance(self) -> int:
+        """Seconds for Locust to start and its workers to connect."""
+        return POD_STARTUP_ALLOWANCE if self.worker_mode == "pods" else STARTUP_ALLOWANCE
+
+    @property
     def deadline_seconds(self) -> float:
         """How long the run may take in all before it is cut short."""
-        return STARTUP_ALLOWANCE + self.run_time + STOP_TIMEOUT + SHUTDOWN_ALLOWANCE
+        return self.startup_allowance + self.run_time + STOP_TIMEOUT + SHUTDOWN_ALLOWANCE
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,7 @@ class LoadResult:
             "duration_s": self.spec.duration,
             "users": self.spec.users,
             "workers": self.spec.workers,
+            "worker_mode": self.spec.worker_mode,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "stopped_early": self.stopped_early,
@@ -209,8 +232,21 @@ def locust_env(spec: LoadSpec, base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def locust_commands(spec: LoadSpec, master_port: int = 0) -> list[tuple[str, list[str]]]:
-    """(role, argv) of every Locust process of a run: one, or a master and its workers."""
+def pod_env(spec: LoadSpec) -> dict[str, str]:
+    """The environment of worker pods: no folder of the harness; records go to the master."""
+    env = locust_env(spec, {})
+    del env["CHAOSKIT_LOAD_OUT"]
+    env["CHAOSKIT_LOAD_RELAY"] = "1"
+    return env
+
+
+def locust_commands(
+    spec: LoadSpec, master_port: int = 0, bind_host: str = "127.0.0.1"
+) -> list[tuple[str, list[str]]]:
+    """(role, argv) of every Locust process here: one, or a master and its local workers.
+
+    With worker pods the master is the only process here; it listens on ``bind_host``.
+    """
     locust = [sys.executable, "-m", "locust", "-f", str(spec.profile.resolve())]
     headless = [
         *locust,
@@ -231,11 +267,13 @@ def locust_commands(spec: LoadSpec, master_port: int = 0) -> list[tuple[str, lis
     master = [
         *headless,
         "--master",
-        *("--master-bind-host", "127.0.0.1"),
+        *("--master-bind-host", bind_host),
         *("--master-bind-port", str(master_port)),
         *("--expect-workers", str(spec.workers)),
-        *("--expect-workers-max-wait", str(STARTUP_ALLOWANCE)),
+        *("--expect-workers-max-wait", str(spec.startup_allowance)),
     ]
+    if spec.worker_mode == "pods":
+        return [("master", master)]
     worker = [
         *locust,
         "--worker",
@@ -256,8 +294,14 @@ class _Process:
 class LoadRun:
     """One run of a profile, started and stopped by the harness (see the module doc)."""
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(
+        self, spec: LoadSpec, *, settings: Settings | None = None, progress: Progress | None = None
+    ) -> None:
         self.spec = spec
+        self._settings = settings or Settings.from_env()
+        self._progress: Progress = progress or LogProgress()
+        self._pods: PodWorkers | None = None
+        """The worker pods (worker_mode pods), from start() until they are removed."""
         self._processes: list[_Process] = []
         self._started_at = 0.0
         self._deadline = 0.0
@@ -278,9 +322,26 @@ class LoadRun:
         out = spec.out_dir
         if any(out.glob("acks-*.jsonl")) or any(out.glob("seconds-*.jsonl")):
             raise InvalidInput(f"--out {out}: already holds a run's records; use an empty folder")
-        check_reachable(spec.host)
+        bind_host, port = "127.0.0.1", 0
+        if spec.worker_mode == "pods":
+            assert spec.cluster is not None  # validate() made sure
+            self._pods = PodWorkers.prepare(
+                self._settings,
+                cluster=spec.cluster,
+                run_id=spec.run_id,
+                workers=spec.workers,
+                profile=spec.profile,
+                host=spec.host,
+                env=pod_env(spec),
+                deadline_seconds=spec.deadline_seconds,
+                out_dir=out,
+                progress=self._progress,
+            )
+            bind_host, port = self._pods.plan.master_host, self._pods.plan.master_port
+        else:
+            check_reachable(spec.host)
+            port = _free_port() if spec.workers else 0
         out.mkdir(parents=True, exist_ok=True)
-        port = _free_port() if spec.workers else 0
         self._started_at = time.time()
         self._deadline = time.monotonic() + spec.deadline_seconds
         logger.info(
@@ -290,11 +351,13 @@ class LoadRun:
             spec.host,
             spec.run_time,
             spec.users,
-            f"master + {spec.workers} workers" if spec.workers else "one process",
+            _processes(spec),
         )
         try:
-            for role, argv in locust_commands(spec, port):
+            for role, argv in locust_commands(spec, port, bind_host):
                 self._spawn(role, argv, locust_env(spec, os.environ))
+            if self._pods is not None:
+                self._pods.start()
         except BaseException:
             self._terminate()
             raise
@@ -332,6 +395,8 @@ class LoadRun:
                 if crashed:
                     self._terminate()
                     raise self._failure(crashed[0], "crashed")
+                if self._pods is not None:
+                    self._pods.check()
                 if time.monotonic() > self._deadline:
                     self._terminate()
                     raise LoadFailed(
@@ -345,12 +410,28 @@ class LoadRun:
                     process.popen.wait(timeout=TERMINATE_GRACE)
                 except subprocess.TimeoutExpired:
                     logger.warning("locust %s did not quit with its master", process.role)
+            if self._pods is not None:
+                # A master also ends when its last worker went away: that is no success.
+                self._pods.check(now=True)
+                self._pods.wait_finished(TERMINATE_GRACE)
         finally:
             self._terminate()
         failed = [p for p in self._processes if p.popen.returncode not in (0, None)]
         if failed and not self._stopped_early:
             raise self._failure(failed[0], "crashed")
         return self.collect()
+
+    def check(self) -> None:
+        """Raises LoadFailed if a Locust process ended while the run should still go on
+        (a crash, or a profile that quit): the harness then marks its trial errored."""
+        if not self._processes:
+            raise LoadFailed("check() before start()")
+        for process in self._processes:
+            code = process.popen.poll()
+            if code is not None:
+                raise self._failure(process, "crashed" if code else "quit before its time")
+        if self._pods is not None:
+            self._pods.check()
 
     def stop(self) -> LoadResult:
         """Ends the run now (Locust writes its statistics on SIGTERM) and reads the results."""
@@ -371,11 +452,15 @@ class LoadRun:
                 process.popen.wait(timeout=TERMINATE_GRACE)
         for process in self._processes:
             process.log_handle.close()
+        if self._pods is not None:
+            self._pods.remove()
 
     def _failure(self, process: _Process, what: str) -> LoadFailed:
         who = "Locust" if process.role == "locust" else f"Locust {process.role}"
         last = _last_error(process.log)
         detail = f": {last}" if last else ""
+        if self._pods is not None:
+            detail += f"; worker pods: {self._pods.describe()}"
         code = process.popen.returncode
         return LoadFailed(f"{who} {what} (exit {code}){detail}", log=process.log)
 
@@ -423,6 +508,12 @@ def _last_error(log: Path) -> str:
             continue
         return text[:300]
     return ""
+
+
+def _processes(spec: LoadSpec) -> str:
+    if spec.worker_mode == "pods":
+        return f"master + {spec.workers} worker pods in cluster {spec.cluster}"
+    return f"master + {spec.workers} workers" if spec.workers else "one process"
 
 
 def read_acks(out_dir: Path, run_id: str) -> list[tuple[float, Ack]]:

@@ -18,6 +18,9 @@ class Topology:
     namespace: str
     ingress_node_port: int
     prometheus_node_port: int
+    images: tuple[str, ...] | None = None
+    """Image build steps it needs (chaoskit.images.factory.TOPOLOGY_IMAGES); None: the
+    e-commerce topology's."""
 
     @property
     def manifests_dir(self) -> Path:
@@ -33,7 +36,27 @@ ECOMMERCE = Topology(
     prometheus_node_port=30090,
 )
 
-TOPOLOGIES = {t.name: t for t in (ECOMMERCE,)}
+ECOMMERCE_HA = Topology(
+    name="ecommerce-ha",
+    description=(
+        "the e-commerce shop on a replicated data tier: 3-member Galera (MariaDB), "
+        "3-broker Kafka with replication factor 3"
+    ),
+    manifests="ecommerce-ha",
+    namespace="shop",
+    ingress_node_port=30080,
+    prometheus_node_port=30090,
+    images=(
+        "image:shop",
+        "image:kafka",
+        "image:mariadb-galera",
+        "image:prometheus",
+        "image:traefik",
+        "image:kube-state-metrics",
+    ),
+)
+
+TOPOLOGIES = {t.name: t for t in (ECOMMERCE, ECOMMERCE_HA)}
 
 
 def find_topology(name: str) -> Topology:

@@ -68,7 +68,7 @@ def deploy(
 ) -> DeployResult:
     started = time.monotonic()
     log = settings.log_dir / "deploy" / f"{access.name}-{topo.name}.log"
-    images = pinned_images(build_topology_images(settings, progress), log)
+    images = pinned_images(build_topology_images(settings, progress, topo.images), log)
     with progress.task(f"loading {len(images)} images into cluster {access.name!r}"):
         run_logged(
             [
@@ -85,6 +85,7 @@ def deploy(
             timeout=1200,
         )
     overlay = write_overlay(settings, access, topo, images)
+    replace_other_topology(access, topo, progress=progress, timeout=timeout)
     with progress.task(f"applying {topo.manifests_dir.name} manifests"):
         run_logged(
             access.kubectl_cmd("apply", "--server-side", "--force-conflicts", "-k", str(overlay)),
@@ -93,8 +94,58 @@ def deploy(
             error=DeployFailed,
             timeout=300,
         )
+        run_logged(
+            access.kubectl_cmd(
+                "label", "namespace", topo.namespace, f"{TOPOLOGY_LABEL}={topo.name}", "--overwrite"
+            ),
+            log=log,
+            what="kubectl label namespace",
+            error=DeployFailed,
+            timeout=60,
+        )
     result = check(access, topo, progress=progress, timeout=timeout)
     return DeployResult(result.endpoints, result.order_id, time.monotonic() - started)
+
+
+TOPOLOGY_LABEL = "chaoskit.io/topology"
+"""Set on a topology's namespace: which topology was deployed there."""
+
+
+def replace_other_topology(
+    access: ClusterAccess, topo: Topology, *, progress: Progress, timeout: float
+) -> None:
+    """Deletes the namespace if another topology lives there (waits until it is gone).
+
+    Topologies that share a namespace cannot be applied over one another: a StatefulSet's
+    pod management policy is immutable, and a static Kafka or Galera quorum cannot grow in
+    place. A namespace without the label predates it and holds the default topology.
+    """
+    core = client.CoreV1Api(api_client(access.kubeconfig))
+    try:
+        namespace = core.read_namespace(topo.namespace)
+    except client.ApiException as e:
+        if e.status == 404:
+            return
+        raise DeployFailed(f"reading namespace {topo.namespace!r}: {e.reason}") from e
+    current = (namespace.metadata.labels or {}).get(TOPOLOGY_LABEL, "ecommerce")
+    if current == topo.name:
+        return
+    with progress.task(f"deleting topology {current!r} from namespace {topo.namespace!r}"):
+        if namespace.metadata.deletion_timestamp is None:
+            core.delete_namespace(topo.namespace)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                core.read_namespace(topo.namespace)
+            except client.ApiException as e:
+                if e.status == 404:
+                    return
+                raise DeployFailed(f"reading namespace {topo.namespace!r}: {e.reason}") from e
+            time.sleep(2)
+        raise DeployFailed(
+            f"namespace {topo.namespace!r} (topology {current!r}) was not deleted "
+            f"within {timeout:.0f} s"
+        )
 
 
 def pinned_images(images: list[str], log: Path) -> dict[str, str]:
@@ -204,11 +255,17 @@ def _why_not_ready(api: client.ApiClient, namespace: str, obj: Any) -> str:
             if waiting is not None and waiting.reason not in (None, "ContainerCreating"):
                 detail = f"{waiting.reason} {waiting.message or ''}".strip()
                 return f"pod {name} container {status.name}: {detail}"
+        # The first container that is not ready says why (a pod may have several).
+        unready = [s.name for s in pod.status.container_statuses or [] if not s.ready]
+        container = unready[0] if unready else None
         try:
-            last = core.read_namespaced_pod_log(name, namespace, tail_lines=1).strip()
+            last = core.read_namespaced_pod_log(
+                name, namespace, container=container, tail_lines=1
+            ).strip()
         except client.ApiException:
             last = ""
-        return f"pod {name} is {pod.status.phase}" + (f"; last log line: {last}" if last else "")
+        where = f"pod {name}" + (f" container {container}" if container else "")
+        return f"{where} is {pod.status.phase}" + (f"; last log line: {last}" if last else "")
     return "replicas not Ready"
 
 

@@ -16,16 +16,43 @@ from chaoskit.topology.ledger import LedgerReport, StoredOrder, reconcile
 
 MYSQL_POD = "mysql-0"
 MYSQL_CONTAINER = "mariadb"
+WRITER_SELECTOR = "app.kubernetes.io/name=mysql,chaoskit.io/galera-role=writer"
+"""The Galera member that takes writes (topology ecommerce-ha); absent elsewhere."""
+
+
+def database_pod(access: ClusterAccess, namespace: str) -> str:
+    """The pod to read from: the Galera writer where there is one, else ``mysql-0``.
+
+    Any Galera member would do (reads wait until the member has applied every earlier
+    commit), but mysql-0 may be the member a fault just took away.
+    """
+    proc = capture(
+        access.kubectl_cmd(
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            WRITER_SELECTOR,
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ),
+        timeout=30,
+    )
+    names = proc.stdout.split() if proc.returncode == 0 else []
+    return sorted(names)[0] if names else MYSQL_POD
 
 
 def query(access: ClusterAccess, namespace: str, sql: str, timeout: float = 60) -> list[list[str]]:
     """Rows of ``sql`` as lists of strings (tab-separated output of the mariadb client)."""
+    pod = database_pod(access, namespace)
     proc = capture(
         access.kubectl_cmd(
             "exec",
             "-n",
             namespace,
-            MYSQL_POD,
+            pod,
             "-c",
             MYSQL_CONTAINER,
             "--",
@@ -41,7 +68,7 @@ def query(access: ClusterAccess, namespace: str, sql: str, timeout: float = 60) 
         timeout=timeout,
     )
     if proc.returncode != 0:
-        raise OperationFailed(f"query on {namespace}/{MYSQL_POD} failed: {proc.stderr.strip()}")
+        raise OperationFailed(f"query on {namespace}/{pod} failed: {proc.stderr.strip()}")
     return [line.split("\t") for line in proc.stdout.splitlines() if line]
 
 

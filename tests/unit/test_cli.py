@@ -74,7 +74,7 @@ def test_a_bad_cluster_name_exits_2() -> None:
 def test_an_unknown_topology_exits_2_listing_the_valid_ones() -> None:
     code, _, err = run_cli("deploy", "--topology", "bank")
     assert code == 2
-    assert "unknown topology (valid: ecommerce)" in err
+    assert "unknown topology (valid: ecommerce, ecommerce-ha)" in err
     assert "Traceback" not in err
 
 

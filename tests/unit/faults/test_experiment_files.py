@@ -13,7 +13,7 @@ from chaoskit.ctk.experiment import check_experiment, load_experiment
 from chaoskit.errors import InvalidConfig
 
 REPO = Path(__file__).resolve().parents[3]
-EXPERIMENTS = sorted((REPO / "experiments").rglob("*.yaml"))
+EXPERIMENTS = sorted(p for p in (REPO / "experiments").rglob("*.yaml") if "suites" not in p.parts)
 POD_KILL = yaml.safe_load((REPO / "experiments" / "pod-kill.yaml").read_text())
 
 

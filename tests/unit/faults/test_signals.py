@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from types import FrameType
@@ -35,4 +36,22 @@ def test_sigterm_raises_so_that_finally_blocks_roll_back() -> None:
         finally:
             rolled_back.append(True)
     assert rolled_back == [True]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_swallowed_ctrl_c_is_still_remembered() -> None:
+    """chaoslib swallows KeyboardInterrupt; the suite runner must still see it."""
+    before_int = signal.getsignal(signal.SIGINT)
+    with signals.remembering_stops() as stop:
+        assert not stop.requested
+        with contextlib.suppress(KeyboardInterrupt):  # what chaoslib does
+            os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+    assert signal.getsignal(signal.SIGINT) is before_int
+
+
+def test_sigterm_is_remembered_and_raises_terminated() -> None:
+    with signals.remembering_stops() as stop, pytest.raises(signals.Terminated):
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert stop.requested
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -1,0 +1,683 @@
+"""chaoskit as a pytest plugin: Chaos Toolkit experiment files are test items.
+
+``pytest experiments/`` collects every YAML or JSON file that is an experiment (a mapping
+with ``title`` and ``method``; files under a ``suites`` folder are suite files, not
+experiments) as one test item, and runs it with chaoskit's control, timeline and
+desired-state oracle against one cluster per session. An item passes when the run
+completed and the steady state did not deviate; a failure shows the oracle's problems and
+the failed activities, not a traceback. A file that is meant as an experiment but is
+invalid is a collection error naming the file, the field and the reason.
+
+The session's cluster and topology are fixtures that users' own tests may ask for too:
+``chaoskit_cluster`` (reused with ``--chaoskit-cluster NAME``, else created from
+``--chaoskit-config`` and deleted at the end unless ``--chaoskit-keep``) and
+``chaoskit_topology`` (deployed unless ``--no-chaoskit-deploy``). Both are made on first
+use only: a run that collects no experiment and asks for neither fixture loads nothing of
+chaoskit beyond this module and changes nothing.
+
+Every option has an ini key of the same name with underscores (``chaoskit_cluster``, ...,
+``chaoskit_vars`` and ``chaoskit_namespaces`` as space-separated lists); a command-line
+option wins over the ini key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+import yaml
+
+from chaoskit.errors import ChaoskitError, InvalidConfig, InvalidInput
+
+if TYPE_CHECKING:
+    # Type-only: the names pytest's own signatures use for Item.repr_failure.
+    from _pytest._code.code import TerminalRepr, TracebackStyle
+    from kubernetes.client import ApiClient
+
+    from chaoskit.ctk.experiment import RunOutcome
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+"""Files that may hold an experiment (Chaos Toolkit reads YAML and JSON)."""
+SUITES_DIR = "suites"
+"""Folders of this name hold suite files (``chaoskit suite run``), never experiments."""
+SESSION_CLUSTER = "chaoskit-pytest"
+"""The name of the cluster a session makes when no ``--chaoskit-cluster`` is given."""
+DEFAULT_CONFIG = "kind-config.yaml"
+DEFAULT_TOPOLOGY = "ecommerce"
+TIMEOUT = 600.0
+"""Seconds that cluster creation and the topology's deploy may each take."""
+
+# Top-level keys as they appear in a file's text: a file whose document cannot be parsed
+# still counts as meant to be an experiment (and gets a collection error) when it has both.
+_YAML_KEYS = re.compile(r"^(title|method)\s*:", re.MULTILINE)
+_JSON_KEYS = re.compile(r'"(title|method)"\s*:')
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Options:
+    """The plugin's settings: command line over ini, checked before anything runs."""
+
+    cluster: str | None
+    """Reuse this chaoskit cluster; None: the session makes one from ``config``."""
+    config: Path
+    """kind config of the cluster the session makes."""
+    keep: bool
+    """Keep the cluster the session made (it is deleted at the end otherwise)."""
+    seed: str | None
+    """Seed of every run's victim choice; None: random, recorded in each result."""
+    namespaces: tuple[str, ...]
+    """Allowlisted namespaces; empty: each experiment's own ``chaoskit_namespaces``."""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    """Configuration keys set in every experiment that has them."""
+    deploy: bool = True
+    """Deploy the topology before the first experiment (and for ``chaoskit_topology``)."""
+    topology: str = DEFAULT_TOPOLOGY
+    out: Path | None = None
+    """Folder of the result files; None: ``chaoskit`` under pytest's base temp folder."""
+
+
+def _key_values(values: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise pytest.UsageError(f"--chaoskit-var {item!r}: not KEY=VALUE")
+        result[key.strip()] = value
+    return result
+
+
+def _ini_path(config: pytest.Config, name: str) -> Path | None:
+    paths: list[Path] = config.getini(name)
+    return paths[0] if paths else None
+
+
+def _cli_path(config: pytest.Config, value: str | None) -> Path | None:
+    return None if value is None else config.invocation_params.dir / value
+
+
+def read_options(config: pytest.Config) -> Options:
+    """The effective options; a bad value is a usage error (one line, exit 4)."""
+    from chaoskit.cluster.config import valid_name
+
+    opt = config.option
+    cluster = opt.chaoskit_cluster or config.getini("chaoskit_cluster") or None
+    if cluster is not None and not valid_name(cluster):
+        raise pytest.UsageError(
+            f"--chaoskit-cluster {cluster!r}: cluster names are lower-case letters, digits "
+            "and '-' (max 50)"
+        )
+    kind_config = (
+        _cli_path(config, opt.chaoskit_config)
+        or _ini_path(config, "chaoskit_config")
+        or config.rootpath / DEFAULT_CONFIG
+    )
+    keep = bool(opt.chaoskit_keep) or bool(config.getini("chaoskit_keep"))
+    deploy = opt.chaoskit_deploy
+    if deploy is None:
+        deploy = bool(config.getini("chaoskit_deploy"))
+    namespaces = opt.chaoskit_namespaces or config.getini("chaoskit_namespaces")
+    variables = {
+        **_key_values(list(config.getini("chaoskit_vars"))),
+        **_key_values(list(opt.chaoskit_vars or [])),
+    }
+    return Options(
+        cluster=cluster,
+        config=kind_config,
+        keep=keep,
+        seed=opt.chaoskit_seed or config.getini("chaoskit_seed") or None,
+        namespaces=tuple(dict.fromkeys(n.strip() for n in namespaces if n.strip())),
+        variables=variables,
+        deploy=bool(deploy),
+        topology=opt.chaoskit_topology or config.getini("chaoskit_topology") or DEFAULT_TOPOLOGY,
+        out=_cli_path(config, opt.chaoskit_out) or _ini_path(config, "chaoskit_out"),
+    )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaoskit", "chaoskit (Chaos Toolkit experiment files as tests)")
+    group.addoption(
+        "--chaoskit-cluster",
+        metavar="NAME",
+        default=None,
+        help="Run against this chaoskit cluster (default: make one from --chaoskit-config "
+        f"named {SESSION_CLUSTER!r} and delete it at the end).",
+    )
+    group.addoption(
+        "--chaoskit-config",
+        metavar="FILE",
+        default=None,
+        help=f"kind config of the cluster the session makes (default: {DEFAULT_CONFIG} "
+        "in the rootdir).",
+    )
+    group.addoption(
+        "--chaoskit-keep",
+        action="store_true",
+        default=None,
+        help="Keep the cluster the session made (reuse it with --chaoskit-cluster).",
+    )
+    group.addoption(
+        "--chaoskit-seed", metavar="SEED", default=None, help="Seed of the victim choice."
+    )
+    group.addoption(
+        "--chaoskit-namespace",
+        dest="chaoskit_namespaces",
+        action="append",
+        default=None,
+        metavar="NS",
+        help="Namespace faults and the oracle may touch (repeatable; default: each "
+        "experiment's chaoskit_namespaces).",
+    )
+    group.addoption(
+        "--chaoskit-var",
+        dest="chaoskit_vars",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="Set a configuration key in every experiment that has it (repeatable).",
+    )
+    group.addoption(
+        "--chaoskit-deploy",
+        dest="chaoskit_deploy",
+        action="store_true",
+        default=None,
+        help="Deploy the topology before the first experiment (the default).",
+    )
+    group.addoption(
+        "--no-chaoskit-deploy",
+        dest="chaoskit_deploy",
+        action="store_false",
+        default=None,
+        help="Do not deploy: the topology is on the cluster already, or not needed.",
+    )
+    group.addoption(
+        "--chaoskit-topology",
+        metavar="NAME",
+        default=None,
+        help=f"Topology to deploy (default: {DEFAULT_TOPOLOGY}).",
+    )
+    group.addoption(
+        "--chaoskit-out",
+        metavar="DIR",
+        default=None,
+        help="Folder of the result files (default: chaoskit/ under pytest's base temp).",
+    )
+    parser.addini("chaoskit_cluster", "See --chaoskit-cluster.", type="string", default="")
+    parser.addini("chaoskit_config", "See --chaoskit-config.", type="paths", default=[])
+    parser.addini("chaoskit_keep", "See --chaoskit-keep.", type="bool", default=False)
+    parser.addini("chaoskit_seed", "See --chaoskit-seed.", type="string", default="")
+    parser.addini("chaoskit_namespaces", "See --chaoskit-namespace.", type="args", default=[])
+    parser.addini("chaoskit_vars", "See --chaoskit-var (KEY=VALUE ...).", type="args", default=[])
+    parser.addini("chaoskit_deploy", "See --chaoskit-deploy.", type="bool", default=True)
+    parser.addini("chaoskit_topology", "See --chaoskit-topology.", type="string", default="")
+    parser.addini("chaoskit_out", "See --chaoskit-out.", type="paths", default=[])
+
+
+# --------------------------------------------------------------------------- what the fixtures give
+
+
+@dataclass(frozen=True)
+class ChaoskitCluster:
+    """The session's cluster (fixture ``chaoskit_cluster``)."""
+
+    name: str
+    kubeconfig: Path
+    created: bool
+    """True if this session made it (and deletes it at the end unless --chaoskit-keep)."""
+
+    def api(self) -> ApiClient:
+        """A Kubernetes API client for the cluster."""
+        from chaoskit.cluster.health import api_client
+
+        return api_client(self.kubeconfig)
+
+
+@dataclass(frozen=True)
+class ChaoskitTopology:
+    """The topology on the session's cluster (fixture ``chaoskit_topology``)."""
+
+    name: str
+    namespace: str
+    cluster: ChaoskitCluster
+    ingress: str
+    """Base URL of the shop through the ingress, on 127.0.0.1."""
+    prometheus: str
+    deployed: bool
+    """True if this session deployed it; False with --no-chaoskit-deploy."""
+
+
+# --------------------------------------------------------------------------- the session
+
+
+class _TerminalProgress:
+    """chaoskit's Progress as lines on pytest's terminal, also while output is captured."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    def _write(self, line: str) -> None:
+        reporter: Any = self._config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            logger.info("%s", line)
+            return
+        capman: Any = self._config.pluginmanager.get_plugin("capturemanager")
+        uncaptured: AbstractContextManager[None] = (
+            capman.global_and_fixture_disabled() if capman is not None else nullcontext()
+        )
+        with uncaptured:
+            reporter.write_line(f"chaoskit: {line}")
+
+    @contextmanager
+    def task(self, description: str) -> Iterator[None]:
+        started = time.monotonic()
+        self._write(f"{description} ...")
+        try:
+            yield
+        except BaseException:
+            self._write(f"{description}: failed")
+            raise
+        self._write(f"{description}: done ({time.monotonic() - started:.0f} s)")
+
+    def note(self, message: str) -> None:
+        self._write(message)
+
+
+class ChaoskitSession:
+    """What one pytest session shares: options, the cluster, the topology, the results."""
+
+    def __init__(self, config: pytest.Config, options: Options) -> None:
+        self.config = config
+        self.options = options
+        self.progress = _TerminalProgress(config)
+        self.collected: list[Path] = []
+        self.configuration_keys: set[str] = set()
+        self.collection_failed = False
+        self.results: list[Path] = []
+        self._cluster: ChaoskitCluster | None = None
+        self._topology: ChaoskitTopology | None = None
+        self._failures: dict[str, BaseException] = {}
+        self._out: Path | None = None
+
+    def cluster(self) -> ChaoskitCluster:
+        if self._cluster is None:
+            self._cluster = self._once("cluster", self._make_cluster)
+        return self._cluster
+
+    def topology(self) -> ChaoskitTopology:
+        if self._topology is None:
+            cluster = self.cluster()
+            self._topology = self._once("topology", lambda: self._make_topology(cluster))
+        return self._topology
+
+    def _once(self, what: str, make: Callable[[], T]) -> T:
+        """``make()``; once it failed, every later call fails the same way without a retry
+        (a cluster takes minutes to make). chaoskit's own errors are one line, no traceback."""
+        failed = self._failures.get(what)
+        if failed is not None:
+            raise failed
+        try:
+            value = make()
+        except ChaoskitError as e:
+            error: BaseException = pytest.fail.Exception(f"chaoskit: {e}", pytrace=False)
+        except Exception as e:
+            self._failures[what] = e
+            raise
+        else:
+            return value
+        self._failures[what] = error
+        raise error  # outside the handler: no chained traceback
+
+    def _make_cluster(self) -> ChaoskitCluster:
+        from chaoskit.cluster import lifecycle
+        from chaoskit.cluster.config import load_config
+        from chaoskit.cluster.kind import Kind
+        from chaoskit.engine.docker import ensure_engine
+        from chaoskit.images.factory import build_all, kind_binary
+        from chaoskit.settings import Settings
+
+        settings = Settings.from_env()
+        name = self.options.cluster
+        if name is not None:
+            info = lifecycle.recorded(settings, name)
+            if info is None or not Path(info.kubeconfig).is_file():
+                raise InvalidInput(
+                    f"--chaoskit-cluster {name!r}: no chaoskit cluster of that name: create "
+                    f"it with 'chaoskit cluster up --name {name}', or leave the option out "
+                    "and the session makes one"
+                )
+            return ChaoskitCluster(name, Path(info.kubeconfig), created=False)
+
+        checked = load_config(self.options.config)
+        name = SESSION_CLUSTER
+        with self.progress.task("Docker engine"):
+            ensure_engine(settings.log_dir / "engine")
+        images = build_all(settings, source="auto", progress=self.progress)
+        kind = Kind.find(kind_binary(settings))
+        if name in kind.clusters():
+            raise InvalidInput(
+                f"a kind cluster named {name!r} exists already (kept by an earlier session?): "
+                f"reuse it with --chaoskit-cluster {name}, or delete it with "
+                f"'chaoskit cluster down --name {name}'"
+            )
+        info, _ = lifecycle.up(
+            settings,
+            kind,
+            checked,
+            name=name,
+            image=images.node,
+            progress=self.progress,
+            timeout=TIMEOUT,
+        )
+        return ChaoskitCluster(name, Path(info.kubeconfig), created=True)
+
+    def _make_topology(self, cluster: ChaoskitCluster) -> ChaoskitTopology:
+        from chaoskit.cluster.access import access
+        from chaoskit.settings import Settings
+        from chaoskit.topology import deploy
+        from chaoskit.topology.catalog import find_topology
+
+        settings = Settings.from_env()
+        topo = find_topology(self.options.topology)
+        cluster_access = access(settings, cluster.name)
+        if self.options.deploy:
+            result = deploy.deploy(
+                settings, cluster_access, topo, progress=self.progress, timeout=TIMEOUT
+            )
+            urls = result.endpoints
+        else:
+            urls = deploy.endpoints(cluster_access, topo)
+        return ChaoskitTopology(
+            name=topo.name,
+            namespace=topo.namespace,
+            cluster=cluster,
+            ingress=urls.ingress,
+            prometheus=urls.prometheus,
+            deployed=self.options.deploy,
+        )
+
+    def out_dir(self) -> Path:
+        if self._out is None:
+            if self.options.out is not None:
+                self._out = self.options.out
+            else:
+                # pytest's tmp_path_factory, as its tmp_path fixture reaches it.
+                factory: pytest.TempPathFactory = self.config._tmp_path_factory  # type: ignore[attr-defined]
+                self._out = factory.getbasetemp() / "chaoskit"
+            self._out.mkdir(parents=True, exist_ok=True)
+        return self._out
+
+    def result_path(self, experiment: Path) -> Path:
+        try:
+            relative = experiment.relative_to(self.config.rootpath)
+        except ValueError:
+            relative = Path(experiment.name)
+        return self.out_dir() / relative.with_suffix(".json")
+
+    def kept_cluster(self) -> str | None:
+        """The name of the cluster the session made and keeps, if it does."""
+        cluster = self._cluster
+        if cluster is not None and cluster.created and self.options.keep:
+            return cluster.name
+        return None
+
+    def finish(self) -> None:
+        """Deletes the cluster the session made, unless it is to be kept."""
+        cluster = self._cluster
+        if cluster is None or not cluster.created or self.options.keep:
+            return
+        from chaoskit.cluster import lifecycle
+        from chaoskit.cluster.kind import Kind
+        from chaoskit.images.factory import kind_binary
+        from chaoskit.settings import Settings
+
+        settings = Settings.from_env()
+        try:
+            with self.progress.task(f"deleting cluster {cluster.name!r}"):
+                lifecycle.down(settings, Kind.find(kind_binary(settings)), cluster.name)
+        except ChaoskitError as e:
+            self.progress.note(f"could not delete cluster {cluster.name!r}: {e}")
+
+
+_SESSION = pytest.StashKey[ChaoskitSession]()
+
+
+def _session(config: pytest.Config) -> ChaoskitSession:
+    return config.stash[_SESSION]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SESSION] = ChaoskitSession(config, read_options(config))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    chaoskit = session.config.stash.get(_SESSION, None)
+    if chaoskit is not None:
+        chaoskit.finish()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    chaoskit = config.stash.get(_SESSION, None)
+    if chaoskit is None or not chaoskit.results:
+        return
+    terminalreporter.write_sep("-", "chaoskit")
+    terminalreporter.write_line(f"results: {chaoskit.out_dir()}")
+    kept = chaoskit.kept_cluster()
+    if kept is not None:
+        terminalreporter.write_line(
+            f"cluster {kept!r} kept: reuse it with --chaoskit-cluster {kept}"
+        )
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def chaoskit_cluster(pytestconfig: pytest.Config) -> ChaoskitCluster:
+    """The session's chaoskit cluster: ``--chaoskit-cluster NAME``, or one the session
+    makes from ``--chaoskit-config`` (deleted at the end unless ``--chaoskit-keep``)."""
+    return _session(pytestconfig).cluster()
+
+
+@pytest.fixture(scope="session")
+def chaoskit_topology(pytestconfig: pytest.Config) -> ChaoskitTopology:
+    """The topology on the session's cluster, deployed and serving (unless
+    ``--no-chaoskit-deploy``, which assumes it is there already)."""
+    return _session(pytestconfig).topology()
+
+
+# --------------------------------------------------------------------------- collection
+
+
+def _in_suites_dir(path: Path, rootpath: Path) -> bool:
+    try:
+        folders = path.relative_to(rootpath).parts[:-1]
+    except ValueError:
+        folders = path.parts[-2:-1]
+    return SUITES_DIR in folders
+
+
+def _sniff(path: Path) -> tuple[bool, dict[str, Any] | None]:
+    """(is it an experiment, its document): a mapping with ``title`` and ``method``; a file
+    that cannot be parsed but has both keys at its top is one too, with no document."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False, None
+    if "title" not in text or "method" not in text:
+        return False, None
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        keys = (_JSON_KEYS if path.suffix == ".json" else _YAML_KEYS).findall(text)
+        return set(keys) == {"title", "method"}, None
+    if isinstance(doc, dict) and "title" in doc and "method" in doc:
+        return True, doc
+    return False, None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ExperimentFile | None:
+    if file_path.suffix not in SUFFIXES or _in_suites_dir(file_path, parent.config.rootpath):
+        return None
+    is_experiment, doc = _sniff(file_path)
+    if not is_experiment:
+        return None
+    return ExperimentFile.from_parent(parent, path=file_path, document=doc)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    chaoskit = session.config.stash[_SESSION]
+    if not chaoskit.collected or chaoskit.collection_failed:
+        return
+    unused = sorted(set(chaoskit.options.variables) - chaoskit.configuration_keys)
+    if unused:
+        keys = sorted(k for k in chaoskit.configuration_keys if not k.startswith("chaoskit_"))
+        raise pytest.UsageError(
+            f"--chaoskit-var {', '.join(unused)}: no collected experiment has such a "
+            f"configuration key (keys: {', '.join(keys) or 'none'})"
+        )
+
+
+class ExperimentFile(pytest.File):
+    """A Chaos Toolkit experiment file: checked as ``chaoskit validate`` does, one item."""
+
+    def __init__(self, *, document: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.document = document
+
+    def _shown(self) -> Path:
+        try:
+            return self.path.relative_to(self.config.invocation_params.dir)
+        except ValueError:
+            return self.path
+
+    def collect(self) -> Iterator[ExperimentItem]:
+        from chaoskit.ctk.experiment import check_experiment, load_experiment
+
+        chaoskit = _session(self.config)
+        try:
+            doc = self.document if self.document is not None else load_experiment(self.path)
+            check_experiment(self._shown(), doc)
+        except InvalidConfig as e:
+            chaoskit.collection_failed = True
+            where = f"{self._shown()}: {e.field}" if e.field else str(self._shown())
+            raise self.CollectError(f"{where}: {e.reason}") from e
+        except InvalidInput as e:
+            chaoskit.collection_failed = True
+            raise self.CollectError(str(e)) from e
+        keys = frozenset(str(k) for k in doc.get("configuration") or {})
+        chaoskit.collected.append(self.path)
+        chaoskit.configuration_keys |= keys
+        yield ExperimentItem.from_parent(
+            self, name=self.path.stem, title=str(doc["title"]), configuration_keys=keys
+        )
+
+
+# --------------------------------------------------------------------------- items
+
+
+class ExperimentFailed(Exception):
+    """The run did not complete, or its steady state deviated."""
+
+    def __init__(self, shown: Path, outcome: RunOutcome) -> None:
+        super().__init__(f"{shown}: {outcome.status}")
+        self.shown = shown
+        self.outcome = outcome
+
+    def describe(self) -> str:
+        from chaoskit.ctk.summary import failures, lines
+
+        outcome = self.outcome
+        state = "deviated: the steady state did not hold" if outcome.deviated else outcome.status
+        out = [f"experiment {self.shown}: {state}"]
+        out += [f"failed: {line}" for line in failures(outcome.journal)]
+        out += lines(outcome.chaoskit)
+        out.append(f"result: {outcome.output}")
+        return "\n".join(out)
+
+
+@contextmanager
+def _chaostoolkit_at_info() -> Iterator[None]:
+    """Chaos Toolkit's account of the run (as ``chaoskit run`` shows it) in the captured
+    log of each item."""
+    log = logging.getLogger("chaostoolkit")
+    previous = log.level
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)
+
+
+class ExperimentItem(pytest.Item):
+    """One run of an experiment file against the session's cluster."""
+
+    def __init__(self, *, title: str, configuration_keys: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self.configuration_keys = configuration_keys
+
+    def _shown(self) -> Path:
+        try:
+            return self.path.relative_to(self.config.invocation_params.dir)
+        except ValueError:
+            return self.path
+
+    def setup(self) -> None:
+        chaoskit = _session(self.config)
+        chaoskit.cluster()
+        if chaoskit.options.deploy:
+            chaoskit.topology()
+
+    def runtest(self) -> None:
+        from chaoskit.ctk.experiment import run_experiment_file
+        from chaoskit.ctk.summary import lines
+
+        chaoskit = _session(self.config)
+        options = chaoskit.options
+        output = chaoskit.result_path(self.path)
+        with _chaostoolkit_at_info():
+            outcome = run_experiment_file(
+                self.path,
+                output=output,
+                cluster=chaoskit.cluster().name,
+                namespaces=options.namespaces,
+                seed=options.seed,
+                variables={
+                    k: v for k, v in options.variables.items() if k in self.configuration_keys
+                },
+            )
+        chaoskit.results.append(outcome.output)
+        self.user_properties.append(("chaoskit_result", str(outcome.output)))
+        if not outcome.ok:
+            raise ExperimentFailed(self._shown(), outcome)
+        # What a failure shows anyway; for a pass, with -rP.
+        self.add_report_section("call", "chaoskit", "\n".join(lines(outcome.chaoskit)))
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ExperimentFailed):
+            return excinfo.value.describe()
+        if isinstance(excinfo.value, ChaoskitError):
+            return f"chaoskit: {excinfo.value}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name

@@ -1,0 +1,261 @@
+"""Running a whole suite: cluster, topology, every experiment x trial under load, report.
+
+:func:`check_suite` proves the suite can run before anything is made (every experiment file,
+its variables, the load profile, the SLOs); :func:`prepare` gets the cluster and the
+topology (reused when they are there and serve, made otherwise; ``fresh`` makes them anew);
+:func:`run_suite` runs the trials in order, keeps going when one fails, and always writes
+the run directory's ``run.json`` and the report, also when interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaoskit.cluster import lifecycle
+from chaoskit.cluster.access import ClusterAccess, access
+from chaoskit.cluster.config import load_config
+from chaoskit.cluster.kind import Kind
+from chaoskit.ctk.experiment import check_experiment, load_experiment
+from chaoskit.engine.docker import ensure_engine
+from chaoskit.errors import ChaoskitError, InvalidConfig
+from chaoskit.faults.signals import remembering_stops
+from chaoskit.images.factory import build_all, kind_binary, parse_source
+from chaoskit.load.profiles import find_profile
+from chaoskit.progress import Progress
+from chaoskit.report import render
+from chaoskit.report.slo import evaluate_trial, validate_slos
+from chaoskit.settings import Settings
+from chaoskit.suite.spec import Suite
+from chaoskit.suite.trial import ERRORED, PASSED, TrialRecord, TrialTarget, run_trial
+from chaoskit.topology import deploy
+from chaoskit.topology.catalog import find_topology
+
+logger = logging.getLogger(__name__)
+
+FRESH, REUSE = "fresh", "reuse"
+
+
+def new_run_id(suite: Suite) -> str:
+    return f"{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+def check_suite(suite: Suite) -> None:
+    """Raises InvalidConfig (exit 2) for anything in the suite that cannot run."""
+    for i, entry in enumerate(suite.experiments):
+        doc = load_experiment(entry.file)
+        check_experiment(entry.file, doc)
+        keys = set((doc.get("configuration") or {}).keys())
+        settable = ", ".join(sorted(k for k in keys if not k.startswith("chaoskit_")))
+        for key in entry.variables:
+            if key not in keys:
+                raise InvalidConfig(
+                    suite.path,
+                    f"experiments[{i}].vars.{key}",
+                    f"{entry.file.name} has no configuration key {key!r} (keys: {settable})",
+                )
+        validate_slos(suite.path, f"experiments[{i}].slos", entry.slos)
+    validate_slos(suite.path, "slos", suite.slos)
+    if suite.load is not None:
+        try:
+            find_profile(suite.load.profile)
+        except ChaoskitError as e:
+            raise InvalidConfig(suite.path, "load.profile", str(e)) from e
+    find_topology(suite.topology)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    access: ClusterAccess
+    control_planes: int
+    workers: int
+    fresh: bool
+    ingress: str
+    prometheus: str
+
+
+def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) -> Prepared:
+    """The suite's cluster with its topology serving; made (or remade) as ``mode`` says."""
+    config = load_config(suite.cluster_config)
+    with progress.task("Docker engine"):
+        ensure_engine(settings.log_dir / "engine")
+    images = build_all(settings, source=parse_source("auto"), progress=progress)
+    kind = Kind.find(kind_binary(settings))
+    name = suite.cluster_name
+    exists = name in kind.clusters() and lifecycle.recorded(settings, name) is not None
+    if exists and mode == FRESH:
+        with progress.task(f"deleting cluster {name!r} (--fresh-cluster)"):
+            lifecycle.down(settings, kind, name)
+        exists = False
+    made = not exists
+    if made:
+        lifecycle.up(settings, kind, config, name=name, image=images.node, progress=progress)
+    info = lifecycle.recorded(settings, name)
+    assert info is not None
+    cluster_access = access(settings, name)
+    topo = find_topology(suite.topology)
+    result: deploy.DeployResult | None = None
+    if not made:
+        try:
+            result = deploy.check(cluster_access, topo, progress=progress, timeout=90)
+        except ChaoskitError as e:
+            logger.info("topology %r not serving on %r (%s): deploying it", topo.name, name, e)
+    if result is None:
+        result = deploy.deploy(settings, cluster_access, topo, progress=progress)
+    return Prepared(
+        access=cluster_access,
+        control_planes=info.control_planes,
+        workers=info.workers,
+        fresh=made,
+        ingress=result.endpoints.ingress,
+        prometheus=result.endpoints.prometheus,
+    )
+
+
+@dataclass
+class SuiteRun:
+    suite: Suite
+    run_id: str
+    out_dir: Path
+    records: list[TrialRecord] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    report: dict[str, Path] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.records) and all(r.status == PASSED for r in self.records)
+
+
+def _write_run_json(run: SuiteRun, prepared: Prepared, started: float, ended: float | None) -> None:
+    doc: dict[str, Any] = {
+        "run_id": run.run_id,
+        "suite": run.suite.to_dict(),
+        "cluster": {
+            "name": prepared.access.name,
+            "fresh": prepared.fresh,
+            "control_planes": prepared.control_planes,
+            "workers": prepared.workers,
+        },
+        "started_at": started,
+        "ended_at": ended,
+        "slos": list(run.suite.slos),
+        "experiments": [e.name for e in run.suite.experiments],
+        "skipped": [{"experiment": n, "reason": why} for n, why in run.skipped],
+        "interrupted": run.interrupted,
+    }
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    (run.out_dir / "run.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def run_suite(
+    suite: Suite,
+    prepared: Prepared,
+    out_dir: Path,
+    *,
+    run_id: str,
+    progress: Progress,
+    on_trial: Callable[[int, int, TrialRecord], None] | None = None,
+) -> SuiteRun:
+    """Every experiment x trial, in order; the report is written whatever happens."""
+    run = SuiteRun(suite, run_id, out_dir)
+    started = time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "suite.yaml").write_text(suite.path.read_text(), encoding="utf-8")
+    _write_run_json(run, prepared, started, None)
+    target = TrialTarget(
+        suite=suite,
+        access=prepared.access,
+        shop_namespace=find_topology(suite.topology).namespace,
+        ingress=prepared.ingress,
+        prometheus=prepared.prometheus,
+        run_id=run_id,
+    )
+    try:
+        _run_trials(run, target, prepared, progress, on_trial)
+    except KeyboardInterrupt:
+        run.interrupted = True
+        raise
+    finally:
+        _write_run_json(run, prepared, started, time.time())
+        with progress.task("writing the report"):
+            try:
+                run.report = render(out_dir)
+            except ChaoskitError as e:
+                logger.error("report: %s", e)
+    return run
+
+
+def _run_trials(
+    run: SuiteRun,
+    target: TrialTarget,
+    prepared: Prepared,
+    progress: Progress,
+    on_trial: Callable[[int, int, TrialRecord], None] | None,
+) -> None:
+    total = run.suite.trial_count
+    done = 0
+    with remembering_stops() as stop:
+        for entry in run.suite.experiments:
+            why = entry.requires.unmet(prepared.control_planes, prepared.workers)
+            if why is not None:
+                run.skipped.append((entry.name, why))
+                progress.note(f"{entry.name}: skipped ({why})")
+                done += entry.trials
+                continue
+            for number in range(1, entry.trials + 1):
+                done += 1
+                with progress.task(f"[{done}/{total}] {entry.name} trial {number}/{entry.trials}"):
+                    record = run_trial(
+                        target,
+                        entry,
+                        number,
+                        run.out_dir / "trials" / entry.name / str(number),
+                        evaluate_trial,
+                    )
+                run.records.append(record)
+                if on_trial is not None:
+                    on_trial(done, total, record)
+                if stop.requested:  # chaoslib swallowed the Ctrl-C: stop the suite here
+                    raise KeyboardInterrupt
+
+
+def trial_line(record: TrialRecord) -> str:
+    """One line per trial for the console."""
+    parts = [f"{record.experiment} trial {record.trial}: {record.status}"]
+    recovery = record.fault.get("recovery_s")
+    if recovery is not None:
+        parts.append(f"recovered in {recovery:.1f} s")
+    if record.load:
+        requests = record.load.get("requests") or 0
+        failed = record.load.get("failures") or 0
+        parts.append(f"{requests} requests, {failed} failed")
+    if record.ledger is not None:
+        lost = len(record.ledger.get("lost_orders") or [])
+        dup = len(record.ledger.get("duplicated") or [])
+        parts.append(f"ledger {record.ledger.get('acknowledged')} acked, {lost} lost, {dup} dup")
+    line = ", ".join(parts)
+    if record.status != PASSED and record.reasons:
+        line += "\n" + "\n".join(f"    - {r}" for r in record.reasons[:6])
+    return line
+
+
+__all__ = [
+    "ERRORED",
+    "FRESH",
+    "PASSED",
+    "REUSE",
+    "Prepared",
+    "SuiteRun",
+    "check_suite",
+    "new_run_id",
+    "prepare",
+    "run_suite",
+    "trial_line",
+]

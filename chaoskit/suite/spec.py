@@ -1,0 +1,314 @@
+"""Suite files: which cluster, topology, load, experiments, trials and SLOs make one run.
+
+A suite is a YAML mapping (see ``experiments/suites/README.md`` for every field)::
+
+    name: flash-sale
+    description: Every fault under flash-sale traffic.
+    seed: 42
+    trials: 1
+    cluster: {config: ../../kind-config.yaml, name: chaoskit}
+    topology: ecommerce
+    namespaces: [shop]
+    load: {profile: flash_sale, users: 20, warmup: 15, cooldown: 10}
+    slos:
+      - {name: no lost orders, kind: lost_orders, threshold: 0}
+    experiments:
+      - file: ../pod-kill.yaml
+        trials: 3
+        vars: {selector: app.kubernetes.io/name=gateway}
+        slos: [{name: recovery, kind: recovery_s, threshold: 30}]
+      - {file: ../etcd-quorum-loss.yaml, requires: {control_planes: 3}}
+
+Paths are relative to the suite file. :func:`load_suite` checks everything before anything
+runs and reports the first problem as one line naming the file, the field and the reason
+(``InvalidConfig``, exit 2).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaoskit.errors import InvalidConfig
+
+SUITE_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "seed",
+        "trials",
+        "cluster",
+        "topology",
+        "namespaces",
+        "load",
+        "slos",
+        "experiments",
+    }
+)
+CLUSTER_FIELDS = frozenset({"config", "name"})
+LOAD_FIELDS = frozenset(
+    {
+        "profile",
+        "users",
+        "spawn_rate",
+        "think_time",
+        "workers",
+        "warmup",
+        "cooldown",
+        "max_duration",
+    }
+)
+EXPERIMENT_FIELDS = frozenset({"file", "name", "trials", "vars", "slos", "requires"})
+REQUIRES_FIELDS = frozenset({"control_planes", "workers"})
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+MAX_TRIALS = 100
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """The traffic that runs through every trial: started ``warmup`` seconds before the
+    experiment, stopped ``cooldown`` seconds after it ended."""
+
+    profile: str
+    users: int = 20
+    spawn_rate: float | None = None
+    think_time: float | None = None
+    workers: int = 0
+    warmup: float = 15.0
+    cooldown: float = 10.0
+    max_duration: float = 900.0
+    """The load's own bound: Locust stops by itself after this many seconds whatever
+    happens to the harness."""
+
+
+@dataclass(frozen=True)
+class Requirements:
+    control_planes: int = 0
+    workers: int = 0
+
+    def unmet(self, control_planes: int, workers: int) -> str | None:
+        """Why a cluster of that shape cannot run the experiment, or None."""
+        if control_planes < self.control_planes:
+            return f"needs {self.control_planes} control planes, the cluster has {control_planes}"
+        if workers < self.workers:
+            return f"needs {self.workers} workers, the cluster has {workers}"
+        return None
+
+
+@dataclass(frozen=True)
+class ExperimentEntry:
+    name: str
+    file: Path
+    trials: int
+    variables: dict[str, str] = field(default_factory=dict)
+    slos: tuple[dict[str, Any], ...] = ()
+    """SLOs of this experiment: the suite's, with same-named ones replaced by its own."""
+    requires: Requirements = Requirements()
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    name: str
+    description: str
+    seed: str
+    cluster_config: Path
+    cluster_name: str
+    topology: str
+    namespaces: tuple[str, ...]
+    load: LoadSettings | None
+    slos: tuple[dict[str, Any], ...]
+    experiments: tuple[ExperimentEntry, ...]
+
+    @property
+    def trial_count(self) -> int:
+        return sum(e.trials for e in self.experiments)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the run directory records about the suite (``run.json``)."""
+        return {
+            "name": self.name,
+            "file": str(self.path),
+            "description": self.description,
+            "seed": self.seed,
+            "trials": {e.name: e.trials for e in self.experiments},
+            "profile": self.load.profile if self.load else None,
+            "topology": self.topology,
+            "cluster_config": str(self.cluster_config),
+            "namespaces": list(self.namespaces),
+        }
+
+
+class _Reader:
+    """Typed reads of one document, each failure naming the file and the field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, reason: str) -> InvalidConfig:
+        return InvalidConfig(self.path, where, reason)
+
+    def mapping(self, where: str, value: Any, known: frozenset[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"must be a mapping, not {type(value).__name__}")
+        for key in value:
+            if key not in known:
+                prefix = f"{where}." if where else ""
+                raise self.fail(
+                    f"{prefix}{key}", f"unknown field (known: {', '.join(sorted(known))})"
+                )
+        return value
+
+    def text(self, where: str, value: Any, *, pattern: re.Pattern[str] | None = None) -> str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, "must be a non-empty string")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.fail(where, f"{value!r} must match {pattern.pattern}")
+        return value
+
+    def integer(self, where: str, value: Any, *, low: int, high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"must be an integer, not {value!r}")
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise self.fail(where, f"must be {bound}, not {value}")
+        return value
+
+    def number(self, where: str, value: Any, *, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f"must be a number, not {value!r}")
+        if value < 0 or (positive and value == 0):
+            raise self.fail(where, f"must be {'positive' if positive else 'at least 0'}")
+        return float(value)
+
+    def file(self, where: str, value: Any) -> Path:
+        relative = Path(self.text(where, value))
+        resolved = relative if relative.is_absolute() else self.path.parent / relative
+        if not resolved.is_file():
+            raise self.fail(where, f"no such file: {resolved}")
+        return resolved
+
+
+def load_suite(path: Path) -> Suite:
+    """The checked suite; raises InvalidConfig naming the file, the field and the reason."""
+    if not path.is_file():
+        raise InvalidConfig(path, "", "no such file")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise InvalidConfig(path, where, f"not valid YAML: {getattr(e, 'problem', e)}") from e
+    r = _Reader(path)
+    doc = r.mapping("", doc, SUITE_FIELDS)
+    for required in ("name", "experiments"):
+        if required not in doc:
+            raise r.fail(required, "is required")
+    name = r.text("name", doc["name"], pattern=NAME)
+    trials = r.integer("trials", doc.get("trials", 1), low=1, high=MAX_TRIALS)
+    cluster = r.mapping("cluster", doc.get("cluster") or {}, CLUSTER_FIELDS)
+    config = r.file("cluster.config", cluster.get("config", "../../kind-config.yaml"))
+    cluster_name = r.text("cluster.name", cluster.get("name", "chaoskit"), pattern=NAME)
+    namespaces_raw = doc.get("namespaces", ["shop"])
+    if not isinstance(namespaces_raw, list) or not namespaces_raw:
+        raise r.fail("namespaces", "must be a non-empty list of namespaces")
+    namespaces = tuple(
+        r.text(f"namespaces[{i}]", ns, pattern=NAME) for i, ns in enumerate(namespaces_raw)
+    )
+    suite_slos = _slo_list(r, "slos", doc.get("slos") or [])
+    experiments_raw = doc["experiments"]
+    if not isinstance(experiments_raw, list) or not experiments_raw:
+        raise r.fail("experiments", "must be a non-empty list")
+    experiments: list[ExperimentEntry] = []
+    for i, item in enumerate(experiments_raw):
+        entry = _experiment(r, f"experiments[{i}]", item, trials, suite_slos)
+        if any(e.name == entry.name for e in experiments):
+            raise r.fail(f"experiments[{i}].name", f"{entry.name!r} appears twice")
+        experiments.append(entry)
+    return Suite(
+        path=path,
+        name=name,
+        description=str(doc.get("description", "")).strip(),
+        seed=r.text("seed", doc.get("seed", 1)),
+        cluster_config=config,
+        cluster_name=cluster_name,
+        topology=r.text("topology", doc.get("topology", "ecommerce")),
+        namespaces=namespaces,
+        load=_load(r, doc["load"]) if doc.get("load") is not None else None,
+        slos=suite_slos,
+        experiments=tuple(experiments),
+    )
+
+
+def _slo_list(r: _Reader, where: str, value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        raise r.fail(where, f"must be a list, not {type(value).__name__}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise r.fail(f"{where}[{i}]", "must be a mapping")
+        named = dict(item)
+        named["name"] = r.text(f"{where}[{i}].name", item.get("name", item.get("kind")))
+        out.append(named)
+    return tuple(out)
+
+
+def _load(r: _Reader, value: Any) -> LoadSettings:
+    raw = r.mapping("load", value, LOAD_FIELDS)
+    if "profile" not in raw:
+        raise r.fail("load.profile", "is required")
+    spawn = raw.get("spawn_rate")
+    think = raw.get("think_time")
+    settings = LoadSettings(
+        profile=r.text("load.profile", raw["profile"]),
+        users=r.integer("load.users", raw.get("users", 20), low=1, high=10_000),
+        spawn_rate=r.number("load.spawn_rate", spawn, positive=True) if spawn is not None else None,
+        think_time=r.number("load.think_time", think) if think is not None else None,
+        workers=r.integer("load.workers", raw.get("workers", 0), low=0, high=64),
+        warmup=r.number("load.warmup", raw.get("warmup", 15)),
+        cooldown=r.number("load.cooldown", raw.get("cooldown", 10)),
+        max_duration=r.number("load.max_duration", raw.get("max_duration", 900), positive=True),
+    )
+    if settings.warmup + settings.cooldown >= settings.max_duration:
+        raise r.fail("load.max_duration", "must be longer than warmup + cooldown")
+    return settings
+
+
+def _experiment(
+    r: _Reader, where: str, value: Any, default_trials: int, suite_slos: tuple[dict[str, Any], ...]
+) -> ExperimentEntry:
+    if isinstance(value, str):
+        value = {"file": value}
+    raw = r.mapping(where, value, EXPERIMENT_FIELDS)
+    if "file" not in raw:
+        raise r.fail(f"{where}.file", "is required")
+    file = r.file(f"{where}.file", raw["file"])
+    name = r.text(f"{where}.name", raw.get("name", file.stem.lower()), pattern=NAME)
+    variables_raw = raw.get("vars") or {}
+    if not isinstance(variables_raw, dict):
+        raise r.fail(f"{where}.vars", "must be a mapping of configuration keys to values")
+    variables = {str(k): str(v) for k, v in variables_raw.items()}
+    own = _slo_list(r, f"{where}.slos", raw.get("slos") or [])
+    own_names = {s["name"] for s in own}
+    slos = tuple(s for s in suite_slos if s["name"] not in own_names) + own
+    requires_raw = r.mapping(f"{where}.requires", raw.get("requires") or {}, REQUIRES_FIELDS)
+    requires = Requirements(
+        control_planes=r.integer(
+            f"{where}.requires.control_planes", requires_raw.get("control_planes", 0), low=0
+        ),
+        workers=r.integer(f"{where}.requires.workers", requires_raw.get("workers", 0), low=0),
+    )
+    return ExperimentEntry(
+        name=name,
+        file=file,
+        trials=r.integer(f"{where}.trials", raw.get("trials", default_trials), low=1, high=100),
+        variables=variables,
+        slos=slos,
+        requires=requires,
+    )

@@ -1,0 +1,329 @@
+"""One trial: an experiment file run under load, then checked against the ledger and SLOs.
+
+The order of a trial, on the harness's wall clock (every mark lands in ``trial.json``):
+
+1. the load profile starts and runs ``warmup`` seconds (for ``flash_sale`` the sale opens
+   a few seconds before the experiment, so the fault meets the spike);
+2. the experiment runs through chaostoolkit-lib as ``chaoskit run`` would: steady-state
+   check, faults, rollback, steady-state check again;
+3. the load runs ``cooldown`` seconds more, then stops; a Locust process that ended by
+   itself before that is a crash and makes the trial *errored*;
+4. the acknowledged orders are reconciled with the shop's database (the ledger);
+5. the SLOs are evaluated over the fault window.
+
+A trial *passed* when the experiment completed without deviating, the load ran throughout,
+the ledger lost and duplicated nothing, and every SLO passed; *failed* when one of those
+says so; *errored* when the harness could not tell (a crash, an SLO without data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaoskit.cluster.access import ClusterAccess
+from chaoskit.ctk.experiment import run_experiment_file
+from chaoskit.ctk.summary import failures
+from chaoskit.errors import ChaoskitError
+from chaoskit.load.profiles import find_profile
+from chaoskit.load.runner import LoadResult, LoadRun, LoadSpec, write_outputs
+from chaoskit.suite.spec import ExperimentEntry, LoadSettings, Suite
+from chaoskit.topology.shopdb import ledger
+
+logger = logging.getLogger(__name__)
+
+PASSED, FAILED, ERRORED = "passed", "failed", "errored"
+SALE_LEAD = 5.0
+"""flash_sale: seconds between the sale opening and the experiment starting."""
+LEDGER_SETTLE = 180.0
+"""Seconds the ledger waits for notifications still travelling through Kafka before it
+calls them lost (after a containerd kill, the consumer was measured 75 s behind)."""
+
+SloEvaluator = Callable[[Path, tuple[dict[str, Any], ...], str | None], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class TrialTarget:
+    """Where trials run: the cluster, its shop and its Prometheus."""
+
+    suite: Suite
+    access: ClusterAccess
+    shop_namespace: str
+    ingress: str
+    prometheus: str | None
+    run_id: str
+
+
+@dataclass
+class TrialRecord:
+    experiment: str
+    file: str
+    trial: int
+    seed: str
+    started_at: float
+    status: str = ERRORED
+    reasons: list[str] = field(default_factory=list)
+    ended_at: float | None = None
+    fault: dict[str, Any] = field(default_factory=dict)
+    load: dict[str, Any] | None = None
+    load_error: str | None = None
+    ledger: dict[str, Any] | None = None
+    ledger_error: str | None = None
+    slos: list[dict[str, Any]] = field(default_factory=list)
+    prometheus_url: str | None = None
+    markers: list[dict[str, Any]] = field(default_factory=list)
+
+    def mark(self, kind: str, label: str, at: float | None = None) -> None:
+        self.markers.append(
+            {"t": at if at is not None else time.time(), "kind": kind, "label": label}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "file": self.file,
+            "trial": self.trial,
+            "seed": self.seed,
+            "status": self.status,
+            "reasons": self.reasons,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "fault": self.fault,
+            "load": self.load,
+            "load_error": self.load_error,
+            "ledger": self.ledger,
+            "ledger_error": self.ledger_error,
+            "slos": self.slos,
+            "prometheus_url": self.prometheus_url,
+            "markers": sorted(self.markers, key=lambda m: float(m["t"])),
+        }
+
+
+def trial_seed(suite_seed: str, experiment: str, trial: int) -> str:
+    """The same suite seed picks the same victims in the same trial, and other victims in
+    other trials."""
+    return f"{suite_seed}-{experiment}-{trial}"
+
+
+def fault_window(chaoskit: dict[str, Any] | None) -> dict[str, Any]:
+    """When the first fault was injected and when the desired state held again after the
+    last one (epoch seconds), from chaoskit's results in a run's output."""
+    injections = (chaoskit or {}).get("injections") or []
+    recoveries = (chaoskit or {}).get("recovery") or []
+    if not injections:
+        return {"injected_at": None, "recovered_at": None, "recovery_s": None}
+    injected = min(float(i["injected_at"]) for i in injections)
+    ends: list[float] = []
+    for injection, recovery in zip(injections, recoveries, strict=False):
+        after = recovery.get("recovered_after_s")
+        if after is None:
+            return {"injected_at": injected, "recovered_at": None, "recovery_s": None}
+        ends.append(float(injection["injected_at"]) + float(after))
+    if not ends:
+        return {"injected_at": injected, "recovered_at": None, "recovery_s": None}
+    recovered = max(ends)
+    return {
+        "injected_at": injected,
+        "recovered_at": recovered,
+        "recovery_s": round(recovered - injected, 3),
+    }
+
+
+def _load_spec(settings: LoadSettings, target: TrialTarget, out_dir: Path, run_id: str) -> LoadSpec:
+    profile = find_profile(settings.profile)
+    flash_sale = profile.stem == "flash_sale"
+    sale_start = max(1.0, settings.warmup - SALE_LEAD) if flash_sale else None
+    return LoadSpec(
+        profile=profile,
+        host=target.ingress,
+        duration=settings.max_duration,
+        out_dir=out_dir,
+        users=settings.users,
+        spawn_rate=settings.spawn_rate,
+        workers=settings.workers,
+        run_id=run_id,
+        sale_start=sale_start,
+        sale_hold=settings.max_duration - sale_start if sale_start is not None else None,
+        think_time=settings.think_time,
+    )
+
+
+def _sleep_under_load(load: LoadRun | None, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if load is not None:
+            load.check()
+        time.sleep(min(1.0, left))
+
+
+def run_trial(
+    target: TrialTarget,
+    entry: ExperimentEntry,
+    number: int,
+    trial_dir: Path,
+    evaluate_slos: SloEvaluator,
+) -> TrialRecord:
+    """Runs trial ``number`` of ``entry`` into ``trial_dir`` and writes its ``trial.json``."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    record = TrialRecord(
+        experiment=entry.name,
+        file=str(entry.file),
+        trial=number,
+        seed=trial_seed(target.suite.seed, entry.name, number),
+        started_at=time.time(),
+        prometheus_url=target.prometheus,
+    )
+    verdict = _Verdict()
+    measured = _run_under_load(
+        target, entry, number=number, trial_dir=trial_dir, record=record, verdict=verdict
+    )
+    if measured is not None:
+        _check_ledger(target, measured, record, verdict)
+        _write(trial_dir, record)  # the SLOs read the ledger from trial.json
+    try:
+        record.slos = evaluate_slos(trial_dir, entry.slos, target.prometheus)
+    except ChaoskitError as e:
+        verdict.errors.append(f"SLOs: {e}")
+    for slo in record.slos:
+        if slo.get("status") == "fail":
+            verdict.problems.append(f"SLO {slo.get('name')}: {slo.get('reason') or 'failed'}")
+        elif slo.get("status") == "error":
+            verdict.errors.append(f"SLO {slo.get('name')}: {slo.get('reason') or 'no data'}")
+    record.reasons = verdict.problems + verdict.errors
+    record.status = verdict.status
+    _write(trial_dir, record)
+    return record
+
+
+@dataclass
+class _Verdict:
+    problems: list[str] = field(default_factory=list)
+    """What the system under test did wrong: the trial failed."""
+    errors: list[str] = field(default_factory=list)
+    """What kept the harness from judging: the trial errored."""
+    experiment_ok: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.problems:
+            return FAILED
+        if self.errors or not self.experiment_ok:
+            return ERRORED
+        return PASSED
+
+
+def _run_under_load(
+    target: TrialTarget,
+    entry: ExperimentEntry,
+    *,
+    number: int,
+    trial_dir: Path,
+    record: TrialRecord,
+    verdict: _Verdict,
+) -> LoadResult | None:
+    """Load, experiment, load again; the load always stops and ``trial.json`` is written."""
+    suite = target.suite
+    load: LoadRun | None = None
+    measured: LoadResult | None = None
+    try:
+        if suite.load is not None:
+            run_id = f"{target.run_id}-{entry.name}-{number}"[:64].rstrip("-")
+            spec = _load_spec(suite.load, target, trial_dir / "load", run_id)
+            load = LoadRun(spec).start()
+            record.mark("load-started", f"{suite.load.profile}, {suite.load.users} users")
+            _sleep_under_load(load, suite.load.warmup)
+        _experiment(target, entry, trial_dir, record, verdict)
+        if load is not None and suite.load is not None:
+            _sleep_under_load(load, suite.load.cooldown)
+    except ChaoskitError as e:
+        verdict.errors.append(str(e))
+        logger.error("%s trial %d: %s", entry.name, number, e)
+    except Exception as e:  # a harness bug must not end the suite: the trial is errored
+        logger.exception("%s trial %d: harness error", entry.name, number)
+        verdict.errors.append(f"harness error: {type(e).__name__}: {e}")
+    finally:
+        if load is not None:
+            measured, problem = _stop_load(load)
+            record.load = measured.summary() if measured is not None else None
+            record.load_error = problem
+            record.mark("load-stopped", "load stopped")
+            if problem and not any(problem.endswith(e) for e in verdict.errors):
+                verdict.errors.append(problem)
+        record.ended_at = time.time()
+        _write(trial_dir, record)
+    return measured
+
+
+def _experiment(
+    target: TrialTarget,
+    entry: ExperimentEntry,
+    trial_dir: Path,
+    record: TrialRecord,
+    verdict: _Verdict,
+) -> None:
+    record.mark("experiment-started", entry.name)
+    outcome = run_experiment_file(
+        entry.file,
+        output=trial_dir / "result.json",
+        cluster=target.suite.cluster_name,
+        namespaces=target.suite.namespaces,
+        seed=record.seed,
+        variables=entry.variables,
+    )
+    state = "deviated" if outcome.deviated else outcome.status
+    record.mark("experiment-ended", state)
+    record.fault = fault_window(outcome.chaoskit)
+    if record.fault.get("injected_at"):
+        record.mark("fault-injected", "first fault injected", record.fault["injected_at"])
+    if record.fault.get("recovered_at"):
+        record.mark("recovered", "desired state back", record.fault["recovered_at"])
+    verdict.experiment_ok = outcome.ok
+    if outcome.ok:
+        return
+    verdict.problems.append(f"experiment {state}")
+    verdict.problems += failures(outcome.journal)
+    for item in (outcome.chaoskit or {}).get("verdicts") or []:
+        if not item.get("ok"):
+            verdict.problems += [f"oracle: {p}" for p in (item.get("problems") or [])[:8]]
+
+
+def _stop_load(load: LoadRun) -> tuple[LoadResult | None, str | None]:
+    """Stops the load and writes its outputs; what it measured, and why it failed if it did."""
+    problem: str | None = None
+    try:
+        load.check()
+    except ChaoskitError as e:
+        problem = f"load: {e}"
+    try:
+        result = load.stop()
+    except ChaoskitError as e:
+        return None, problem or f"load: {e}"
+    write_outputs(result)
+    return result, problem
+
+
+def _check_ledger(
+    target: TrialTarget,
+    measured: LoadResult,
+    record: TrialRecord,
+    verdict: _Verdict,
+) -> None:
+    try:
+        report = ledger(target.access, target.shop_namespace, measured.orders, settle=LEDGER_SETTLE)
+    except ChaoskitError as e:
+        record.ledger_error = str(e)
+        verdict.errors.append(f"ledger: {e}")
+        return
+    record.ledger = report.to_dict()
+    if not report.ok:
+        verdict.problems.append(f"ledger: {report.summary()}")
+
+
+def _write(trial_dir: Path, record: TrialRecord) -> None:
+    path = trial_dir / "trial.json"
+    path.write_text(json.dumps(record.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")

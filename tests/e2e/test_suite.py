@@ -1,0 +1,125 @@
+"""Suites on the session cluster, as ``chaoskit suite run`` gives them to a user: every
+experiment of the flash-sale suite under flash-sale traffic, recovery recorded, no order
+lost, the report written; and the gate, which passes a rerun and fails a regression.
+
+The flash-sale suite covers every fault of ``experiments/``; it runs once per session
+(module fixture) and the tests below read its run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaoskit.load.timeseries import read_timeseries
+from chaoskit.suite.spec import load_suite
+from tests.e2e.harness import REPO, Cluster, Shop, chaoskit
+
+FLASH_SALE = REPO / "experiments" / "suites" / "flash-sale.yaml"
+SMOKE = REPO / "experiments" / "suites" / "smoke.yaml"
+
+
+def _trials(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(run_dir.glob("trials/*/*/trial.json"))]
+
+
+@pytest.fixture(scope="module")
+def flash_sale(cluster: Cluster, shop: Shop, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("suite") / "flash-sale"
+    proc = chaoskit(
+        "suite", "run", str(FLASH_SALE), "--cluster", cluster.name, "--out", str(out),
+        timeout=3600,
+    )  # fmt: skip
+    print(proc.stdout)
+    print(proc.stderr[-4000:])
+    assert (out / "summary.json").is_file(), proc.stderr[-3000:]
+    (out / "exit-code").write_text(str(proc.returncode))
+    (out / "stdout").write_text(proc.stdout)
+    return out
+
+
+def test_every_experiment_of_the_flash_sale_suite_passes_under_load(flash_sale: Path) -> None:
+    suite = load_suite(FLASH_SALE)
+    trials = _trials(flash_sale)
+    assert sorted(t["experiment"] for t in trials) == sorted(e.name for e in suite.experiments)
+    failed = {t["experiment"]: t["reasons"] for t in trials if t["status"] != "passed"}
+    assert not failed, json.dumps(failed, indent=2)
+    assert (flash_sale / "exit-code").read_text() == "0", (flash_sale / "stdout").read_text()
+    for trial in trials:
+        assert trial["fault"]["recovery_s"] is not None, trial["experiment"]
+        assert trial["load"]["requests"] > 0, trial["experiment"]
+        ledger = trial["ledger"]
+        assert ledger["ok"] and ledger["acknowledged"] > 0, (trial["experiment"], ledger)
+        assert not ledger["lost_orders"] and not ledger["duplicated"]
+        result_file = flash_sale / "trials" / trial["experiment"] / "1" / "result.json"
+        injections = json.loads(result_file.read_text())["chaoskit"]["injections"]
+        assert injections and all(i["victims"] for i in injections), trial["experiment"]
+
+
+def test_the_load_time_series_shows_the_fault_window(flash_sale: Path) -> None:
+    trial = json.loads((flash_sale / "trials/pod-kill/1/trial.json").read_text())
+    kinds = [m["kind"] for m in trial["markers"]]
+    for kind in ("load-started", "fault-injected", "recovered", "load-stopped"):
+        assert kind in kinds, kinds
+    at = {m["kind"]: m["t"] for m in trial["markers"]}
+    assert at["load-started"] < at["fault-injected"] <= at["recovered"] < at["load-stopped"]
+    frame = read_timeseries(flash_sale / "trials/pod-kill/1/load/timeseries.csv")
+    seconds = frame.index.to_series()
+    assert seconds.min() <= at["fault-injected"] and seconds.max() >= int(at["recovered"])
+    before = frame.loc[frame.index < int(at["fault-injected"]), ("Aggregated", "rps")]
+    assert (before > 0).sum() >= 3, before
+
+
+def test_the_report_has_every_experiment(flash_sale: Path) -> None:
+    suite = load_suite(FLASH_SALE)
+    summary = json.loads((flash_sale / "summary.json").read_text())
+    names = [e["name"] for e in summary["experiments"]]
+    assert sorted(names) == sorted(e.name for e in suite.experiments)
+    assert summary["verdict"] == "pass" and 0 <= summary["score"]["value"] <= 100
+    cases = ET.parse(flash_sale / "junit.xml").getroot().iter("testcase")
+    assert len(list(cases)) == suite.trial_count
+    html = (flash_sale / "report.html").read_text()
+    assert html.count("<svg") >= len(names)
+    assert "<script" not in html and "<link" not in html  # self-contained
+    assert (flash_sale / "report.md").read_text().strip()
+
+
+def test_the_gate_passes_a_rerun_and_fails_a_regression(
+    cluster: Cluster, shop: Shop, tmp_path: Path
+) -> None:
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        proc = chaoskit(
+            "suite", "run", str(SMOKE), "--cluster", cluster.name, "--out", str(out),
+            timeout=1800,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+        runs.append(out)
+    first, second = runs
+    # Recovery times on a shared 2-core machine vary a lot between runs: a wide tolerance.
+    tolerance = "recovery=100%+10,error_rate=5,score=20"
+    gate = chaoskit(
+        "gate", "--report", str(second), "--baseline", str(first), "--tolerance", tolerance,
+        timeout=120,
+    )  # fmt: skip
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+
+    regressed = tmp_path / "regressed"
+    shutil.copytree(second, regressed)
+    summary = json.loads((regressed / "summary.json").read_text())
+    for experiment in summary["experiments"]:
+        spread = experiment["aggregate"]["recovery_s"]
+        spread["median"] = spread["median"] * 10 + 60
+    (regressed / "summary.json").write_text(json.dumps(summary))
+    gate = chaoskit(
+        "gate", "--report", str(regressed), "--baseline", str(first), "--tolerance", tolerance,
+        timeout=120,
+    )  # fmt: skip
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "recovery" in (gate.stdout + gate.stderr)

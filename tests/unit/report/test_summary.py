@@ -1,0 +1,115 @@
+"""summary.json: per experiment and trial, aggregates with spread, score and verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chaoskit.errors import InvalidInput
+from chaoskit.report import render
+from chaoskit.report.rundir import load_run
+from chaoskit.report.summary import SCHEMA, build_summary
+from tests.unit.report.rundirs import SUITE_SLOS, TrialSpec, standard_run, standard_specs, write_run
+
+
+def test_a_passing_run(tmp_path: Path) -> None:
+    summary = build_summary(load_run(standard_run(tmp_path / "run")))
+    assert summary["schema"] == SCHEMA
+    assert (summary["verdict"], summary["reasons"]) == ("pass", [])
+    assert summary["score"]["value"] == 100.0
+    assert summary["totals"] == {
+        "experiments": 2, "trials": 4, "passed": 4, "failed": 0, "errored": 0,
+        "slos": {"pass": 16, "fail": 0, "error": 0}, "lost_orders": 0,
+    }  # fmt: skip
+    assert [s["name"] for s in summary["slos"]] == [s["name"] for s in SUITE_SLOS]
+    pod_kill, node_stop = summary["experiments"]
+    assert (pod_kill["name"], node_stop["name"]) == ("pod-kill", "node-stop")
+    assert pod_kill["aggregate"]["recovery_s"] == {"min": 4.5, "median": 4.75, "max": 5.0, "n": 2}
+    assert pod_kill["aggregate"]["components"]["kubelet"]["median"] == pytest.approx(4.34)
+    assert node_stop["aggregate"]["components"]["node_not_ready"]["median"] == 20.5
+    trial = pod_kill["trials"][0]
+    assert trial["files"] == {
+        "trial": "trials/pod-kill/1/trial.json",
+        "result": "trials/pod-kill/1/result.json",
+        "timeseries": "trials/pod-kill/1/load/timeseries.csv",
+    }
+    assert trial["fault"]["victims"] == ["pod-kill: pod shop/gateway-7d9f-abcde"]
+    assert trial["ledger"]["lost_total"] == 0 and trial["ledger"]["acknowledged"] == 40
+    assert trial["during_fault"]["requests"] == 500
+
+
+def test_failures_lost_orders_and_missing_data_fail_the_verdict(tmp_path: Path) -> None:
+    specs = standard_specs()
+    specs[1].lost_orders = 2
+    specs[2].status, specs[2].reasons = "failed", ["oracle: deployment/gateway: 1 of 2 Ready"]
+    specs[3].load = False
+    specs[3].status, specs[3].reasons = "errored", ["load: Locust crashed (exit 1)"]
+    summary = build_summary(load_run(write_run(tmp_path / "run", specs, slos=SUITE_SLOS)))
+    assert summary["verdict"] == "fail"
+    reasons = summary["reasons"]
+    assert "pod-kill trial 2: SLO no-lost-orders fail: 2 orders is not <= 0 orders" in reasons[0]
+    assert reasons[1] == "node-stop trial 1: failed: oracle: deployment/gateway: 1 of 2 Ready"
+    assert reasons[2] == "node-stop trial 2: errored: load: Locust crashed (exit 1)"
+    assert any("SLO error-rate error: no load time series" in r for r in reasons)
+    assert summary["totals"]["lost_orders"] == 2
+    assert summary["totals"]["slos"] == {"pass": 13, "fail": 1, "error": 2}
+    # 2 of 4 trials passed; 13 of 16 SLO checks; two lost orders.
+    assert summary["score"]["value"] == round(100 * (0.5 * 13 / 16 + 0.5 * 2 / 4) - 20, 1)
+    node_stop = summary["experiments"][1]
+    assert (node_stop["verdict"], node_stop["trials_failed"], node_stop["trials_errored"]) == (
+        "fail",
+        1,
+        1,
+    )
+    assert node_stop["trials"][1]["during_fault"] == {
+        "missing": "no load time series (load failed: Locust crashed (exit 1))"
+    }
+    assert node_stop["aggregate"]["error_rate_pct"]["n"] == 1
+
+
+def test_a_trial_without_trial_json_is_errored_and_its_slos_are_judged(tmp_path: Path) -> None:
+    run_dir = standard_run(tmp_path / "run")
+    (run_dir / "trials" / "pod-kill" / "2" / "trial.json").unlink()
+    summary = build_summary(load_run(run_dir))
+    trial = summary["experiments"][0]["trials"][1]
+    assert trial["status"] == "errored"
+    assert trial["reasons"] == ["no trial.json"]
+    statuses = {r["name"]: r["status"] for r in trial["slos"]}
+    assert statuses == {"error-rate": "pass", "p99": "pass", "recovery": "pass",
+                        "no-lost-orders": "error"}  # fmt: skip
+    assert summary["verdict"] == "fail"
+
+
+def test_an_experiment_of_run_json_without_trials_fails(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", [TrialSpec()])
+    info = json.loads((run_dir / "run.json").read_text())
+    info["experiments"].append("node-kill")
+    (run_dir / "run.json").write_text(json.dumps(info))
+    summary = build_summary(load_run(run_dir))
+    assert [e["name"] for e in summary["experiments"]] == ["pod-kill", "node-kill"]
+    assert summary["reasons"] == ["node-kill: no trials"]
+    empty = build_summary(load_run(write_run(tmp_path / "empty", [])))
+    assert (empty["verdict"], empty["reasons"], empty["score"]["value"]) == (
+        "fail",
+        ["the run has no trials"],
+        0.0,
+    )
+
+
+def test_rendering_twice_gives_the_same_bytes(tmp_path: Path) -> None:
+    run_dir = standard_run(tmp_path / "run")
+    first = {k: p.read_bytes() for k, p in render(run_dir).items()}
+    second = {k: p.read_bytes() for k, p in render(run_dir).items() if k != "parquet"}
+    assert {k: v for k, v in first.items() if k != "parquet"} == second
+
+
+def test_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"no such directory"):
+        render(tmp_path / "missing")
+    with pytest.raises(InvalidInput, match=r": no run.json \(not a chaoskit run directory\)"):
+        render(tmp_path)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(InvalidInput, match=r"run.json is unreadable"):
+        render(tmp_path)

@@ -1,0 +1,129 @@
+"""Suite files: what a valid one gives, and one line naming file, field and reason else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaoskit.errors import InvalidConfig
+from chaoskit.suite.spec import load_suite
+
+REPO = Path(__file__).resolve().parents[3]
+SUITES = REPO / "experiments" / "suites"
+
+
+def write(tmp_path: Path, doc: object) -> Path:
+    (tmp_path / "pod-kill.yaml").write_text((REPO / "experiments/pod-kill.yaml").read_text())
+    (tmp_path / "kind.yaml").write_text((REPO / "kind-config.quick.yaml").read_text())
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
+    return path
+
+
+def minimal(**extra: object) -> dict[str, object]:
+    return {
+        "name": "s",
+        "cluster": {"config": "kind.yaml"},
+        "experiments": [{"file": "pod-kill.yaml"}],
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_shipped_suites_load(suite: Path) -> None:
+    loaded = load_suite(suite)
+    assert loaded.experiments and loaded.trial_count >= len(loaded.experiments)
+    assert all(e.file.is_file() for e in loaded.experiments)
+
+
+def test_the_flash_sale_suite_covers_every_experiment_of_the_default_topology() -> None:
+    """Every experiment file, except the data tier's (they need topology ecommerce-ha)."""
+    loaded = load_suite(SUITES / "flash-sale.yaml")
+    files = {e.file.resolve() for e in loaded.experiments}
+    default_topology = {
+        p.resolve()
+        for p in (REPO / "experiments").glob("*.yaml")
+        if "data-tier" not in (yaml.safe_load(p.read_text()).get("tags") or [])
+    }
+    assert files == default_topology
+    assert loaded.load is not None and loaded.load.profile == "flash_sale"
+
+
+def test_defaults_and_overrides(tmp_path: Path) -> None:
+    doc = minimal(
+        trials=2,
+        seed=5,
+        slos=[
+            {"name": "recovery", "kind": "recovery_s", "max": 10},
+            {"name": "x", "kind": "p99_ms"},
+        ],
+        experiments=[
+            {
+                "file": "pod-kill.yaml",
+                "trials": 4,
+                "vars": {"count": 2},
+                "slos": [{"name": "recovery", "kind": "recovery_s", "max": 99}],
+            },
+            {"file": "pod-kill.yaml", "name": "again"},
+        ],
+    )
+    suite = load_suite(write(tmp_path, doc))
+    first, second = suite.experiments
+    assert (first.name, first.trials, first.variables) == ("pod-kill", 4, {"count": "2"})
+    assert [s["max"] for s in first.slos if s["name"] == "recovery"] == [99]
+    assert {s["name"] for s in first.slos} == {"recovery", "x"}
+    assert (second.name, second.trials) == ("again", 2)
+    assert suite.seed == "5" and suite.trial_count == 6 and suite.load is None
+    assert suite.namespaces == ("shop",) and suite.cluster_name == "chaoskit"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"trials": 0}, "trials", "must be between 1 and 100, not 0"),
+        ({"trials": "many"}, "trials", "must be an integer"),
+        ({"experiments": []}, "experiments", "must be a non-empty list"),
+        ({"experiments": [{"file": "nope.yaml"}]}, "experiments[0].file", "no such file"),
+        (
+            {"experiments": [{"file": "pod-kill.yaml", "trails": 2}]},
+            "experiments[0].trails",
+            "unknown field",
+        ),
+        (
+            {"experiments": ["pod-kill.yaml", "pod-kill.yaml"]},
+            "experiments[1].name",
+            "'pod-kill' appears twice",
+        ),
+        ({"load": {"users": 3}}, "load.profile", "is required"),
+        ({"load": {"profile": "steady", "users": -1}}, "load.users", "must be between 1"),
+        (
+            {"load": {"profile": "steady", "warmup": 500, "max_duration": 100}},
+            "load.max_duration",
+            "must be longer than warmup + cooldown",
+        ),
+        ({"cluster": {"config": "kind.yaml", "name": "Bad_Name"}}, "cluster.name", "must match"),
+        ({"slos": [{"threshold": 1}]}, "slos[0].name", "must be a non-empty string"),
+        ({"namespaces": []}, "namespaces", "non-empty list"),
+    ],
+)
+def test_bad_fields_are_named(
+    tmp_path: Path, change: dict[str, object], field: str, reason: str
+) -> None:
+    path = write(tmp_path, minimal(**change))
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+    assert str(caught.value).startswith(f"{path}: {field}: ")
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(InvalidConfig, match="no such file"):
+        load_suite(tmp_path / "absent.yaml")
+    with pytest.raises(InvalidConfig, match="line 2: not valid YAML"):
+        load_suite(write(tmp_path, "name: [unclosed\n"))
+    with pytest.raises(InvalidConfig, match="name: is required"):
+        load_suite(write(tmp_path, {"experiments": ["pod-kill.yaml"]}))

@@ -1,0 +1,234 @@
+"""The pytest plugin without a cluster: which files become items, collection errors,
+options, and a run that needs a cluster it cannot find. Each case runs a real pytest
+session with the plugin as installed (its pytest11 entry point)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaoskit.pytest_plugin import DEFAULT_CONFIG, read_options
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[2]
+POD_KILL = REPO / "experiments" / "pod-kill.yaml"
+# Locust's own pytest plugin monkey-patches with gevent on import (as the repo's addopts);
+# in-process sessions cannot rewrite the asserts of the already imported chaoskit package.
+BASE_ARGS = (
+    "-p",
+    "no:locust",
+    "-p",
+    "no:cacheprovider",
+    "-W",
+    "ignore::pytest.PytestAssertRewriteWarning",
+)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(*BASE_ARGS, *args)
+
+
+def experiment(**changes: object) -> str:
+    doc = yaml.safe_load(POD_KILL.read_text())
+    doc.update(changes)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No chaoskit cluster exists as far as these sessions can tell."""
+    monkeypatch.setenv("CHAOSKIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_experiment_files_are_items_and_nothing_else_is(pytester: pytest.Pytester) -> None:
+    exp = pytester.mkdir("experiments")
+    (exp / "pod-kill.yaml").write_text(POD_KILL.read_text())
+    (exp / "more").mkdir()
+    (exp / "more" / "pod-kill-json.json").write_text(
+        json.dumps(yaml.safe_load(POD_KILL.read_text()))
+    )
+    # A suite file, even one that looks like an experiment, is not a test.
+    (exp / "suites").mkdir()
+    (exp / "suites" / "flash.yaml").write_text(experiment())
+    (exp / "kind-config.yaml").write_text((REPO / "kind-config.quick.yaml").read_text())
+    (exp / "notes.yaml").write_text("title: not an experiment\nsteps: [a, b]\n")
+    (exp / "report.json").write_text('{"experiment": {"title": "x", "method": []}}')
+    (exp / "broken.yml").write_text("title: [unclosed\n")
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+
+    result = run(pytester, "--collect-only", "-q")
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    collected = {line for line in result.outlines if "::" in line}
+    assert collected == {
+        "experiments/pod-kill.yaml::pod-kill",
+        "experiments/more/pod-kill-json.json::pod-kill-json",
+        "test_plain.py::test_plain",
+    }
+
+
+def test_an_invalid_experiment_is_a_collection_error_naming_file_field_reason(
+    pytester: pytest.Pytester,
+) -> None:
+    doc = yaml.safe_load(POD_KILL.read_text())
+    doc["method"][0]["provider"]["func"] = "kill_podz"
+    exp = pytester.mkdir("experiments")
+    (exp / "bad.yaml").write_text(yaml.safe_dump(doc))
+    (exp / "pod-kill.yaml").write_text(POD_KILL.read_text())
+
+    result = run(pytester, "--collect-only", "-q")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str()
+    assert "ERROR collecting experiments/bad.yaml" in out
+    assert (
+        "experiments/bad.yaml: method[0].provider.func: unknown chaoskit action 'kill_podz'" in out
+    )
+    assert "Traceback" not in out
+    assert 'File "' not in out  # no frames at all
+
+
+def test_an_experiment_that_does_not_parse_is_a_collection_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".yaml", broken="title: x\ndescription: y\nmethod:\n  - [unclosed\n")
+
+    result = run(pytester, "--collect-only", "-q")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str()
+    assert "broken.yaml: line 4: not valid YAML" in out
+    assert "Traceback" not in out
+
+
+def test_a_missing_cluster_is_one_line_for_each_item_and_user_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+    pytester.makepyfile(
+        test_mine="""
+        def test_uses_the_cluster(chaoskit_cluster):
+            assert chaoskit_cluster.name
+        """
+    )
+
+    result = run(pytester, "--chaoskit-cluster", "nosuch", "--no-chaoskit-deploy")
+
+    result.assert_outcomes(errors=2)
+    out = result.stdout.str()
+    message = "chaoskit: --chaoskit-cluster 'nosuch': no chaoskit cluster of that name"
+    assert out.count(message) == 2
+    assert "Traceback" not in out
+    assert "During handling" not in out
+
+
+def test_bad_options_are_usage_errors(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+
+    not_key_value = run(pytester, "--chaoskit-var", "selector")
+    assert not_key_value.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--chaoskit-var 'selector': not KEY=VALUE" in not_key_value.stderr.str()
+
+    unknown_key = run(pytester, "--collect-only", "--chaoskit-var", "selectr=app=x")
+    assert unknown_key.ret == pytest.ExitCode.USAGE_ERROR
+    err = unknown_key.stderr.str()
+    assert "--chaoskit-var selectr: no collected experiment has such a configuration key" in err
+    assert "selector" in err
+
+    bad_name = run(pytester, "--chaoskit-cluster", "Not_A_Name")
+    assert bad_name.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--chaoskit-cluster 'Not_A_Name'" in bad_name.stderr.str()
+
+
+def test_a_var_that_some_experiment_has_is_accepted(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+    result = run(pytester, "--collect-only", "-q", "--chaoskit-var", "selector=app=nothing")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+
+
+def test_options_come_from_the_command_line_over_the_ini_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        chaoskit_cluster = from-ini
+        chaoskit_config = configs/kind.yaml
+        chaoskit_seed = 11
+        chaoskit_namespaces = shop other
+        chaoskit_vars = selector=app=web hold=5
+        chaoskit_deploy = false
+        chaoskit_keep = true
+        chaoskit_out = out
+        """
+    )
+    from_ini = read_options(pytester.parseconfig(*BASE_ARGS))
+    assert from_ini.cluster == "from-ini"
+    assert from_ini.config == pytester.path / "configs" / "kind.yaml"
+    assert from_ini.seed == "11"
+    assert from_ini.namespaces == ("shop", "other")
+    assert from_ini.variables == {"selector": "app=web", "hold": "5"}
+    assert from_ini.deploy is False
+    assert from_ini.keep is True
+    assert from_ini.out == pytester.path / "out"
+
+    config = pytester.parseconfig(
+        *BASE_ARGS,
+        "--chaoskit-cluster=lab",
+        "--chaoskit-seed=7",
+        "--chaoskit-namespace=shop",
+        "--chaoskit-var=hold=9",
+        "--chaoskit-deploy",
+        "--chaoskit-out=elsewhere",
+        "--chaoskit-config=kind-config.quick.yaml",
+    )
+    options = read_options(config)
+    assert options.cluster == "lab"
+    assert options.seed == "7"
+    assert options.namespaces == ("shop",)
+    assert options.variables == {"selector": "app=web", "hold": "9"}
+    assert options.deploy is True
+    assert options.out == config.invocation_params.dir / "elsewhere"
+    assert options.config == config.invocation_params.dir / "kind-config.quick.yaml"
+
+
+def test_defaults_make_and_delete_a_cluster_from_the_rootdirs_kind_config(
+    pytester: pytest.Pytester,
+) -> None:
+    options = read_options(pytester.parseconfig(*BASE_ARGS, "--no-chaoskit-deploy"))
+    assert options.cluster is None
+    assert options.config == pytester.path / DEFAULT_CONFIG
+    assert options.keep is False
+    assert options.deploy is False
+    assert options.seed is None
+    assert options.namespaces == ()
+    assert options.variables == {}
+    assert options.out is None
+    assert read_options(pytester.parseconfig(*BASE_ARGS)).deploy is True
+
+
+def test_the_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+    result = run(pytester, "-p", "no:chaoskit", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_a_session_without_experiments_loads_nothing_heavy(pytester: pytest.Pytester) -> None:
+    """Every pytest run loads the plugin; without an experiment it must stay out of the way:
+    no Chaos Toolkit, no Kubernetes client, no cluster, no output."""
+    pytester.makefile(".yaml", manifest="kind: ConfigMap\nmetadata: {name: title-method}\n")
+    pytester.makepyfile(
+        test_light="""
+        import sys
+
+        def test_nothing_heavy_is_imported(pytestconfig):
+            assert pytestconfig.pluginmanager.has_plugin("chaoskit")
+            heavy = {"chaoslib", "kubernetes", "chaoskit.ctk", "chaoskit.cluster.lifecycle"}
+            assert not heavy & set(sys.modules)
+        """
+    )
+    result = pytester.runpytest_subprocess(*BASE_ARGS)
+    result.assert_outcomes(passed=1)
+    assert "chaoskit" not in result.stdout.str().split("collected")[-1]
