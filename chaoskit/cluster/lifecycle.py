@@ -52,7 +52,9 @@ class ClusterDir:
         return self.root / STATE_FILE
 
     def log(self, what: str) -> Path:
-        return self.root / "logs" / f"{what}.log"
+        """Outside the cluster's folder: a failed ``up`` deletes the folder, its log stays
+        where the error message points (``<cache>/logs/clusters/<name>-<what>.log``)."""
+        return self.root.parent.parent / "logs" / "clusters" / f"{self.root.name}-{what}.log"
 
 
 @dataclass(frozen=True)

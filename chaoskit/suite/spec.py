@@ -265,8 +265,11 @@ def _load(r: _Reader, value: Any) -> LoadSettings:
         raise r.fail("load.profile", "is required")
     spawn = raw.get("spawn_rate")
     think = raw.get("think_time")
+    profile = r.text("load.profile", raw["profile"])
+    if profile.endswith(".py"):  # a locustfile of one's own, relative to the suite file
+        profile = str(r.file("load.profile", profile))
     settings = LoadSettings(
-        profile=r.text("load.profile", raw["profile"]),
+        profile=profile,
         users=r.integer("load.users", raw.get("users", 20), low=1, high=10_000),
         spawn_rate=r.number("load.spawn_rate", spawn, positive=True) if spawn is not None else None,
         think_time=r.number("load.think_time", think) if think is not None else None,

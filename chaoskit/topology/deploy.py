@@ -111,6 +111,21 @@ TOPOLOGY_LABEL = "chaoskit.io/topology"
 """Set on a topology's namespace: which topology was deployed there."""
 
 
+def deployed_topology(access: ClusterAccess, namespace: str) -> str | None:
+    """The topology deployed in ``namespace`` (None: no such namespace). A namespace
+    without the label predates it and holds the default topology."""
+    core = client.CoreV1Api(api_client(access.kubeconfig))
+    try:
+        found = core.read_namespace(namespace)
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise DeployFailed(f"reading namespace {namespace!r}: {e.reason}") from e
+    if found.metadata.deletion_timestamp is not None:
+        return None
+    return str((found.metadata.labels or {}).get(TOPOLOGY_LABEL, "ecommerce"))
+
+
 def replace_other_topology(
     access: ClusterAccess, topo: Topology, *, progress: Progress, timeout: float
 ) -> None:
@@ -192,6 +207,11 @@ def check(
     """Waits for every rollout, then proves an order flows end to end."""
     started = time.monotonic()
     api = api_client(access.kubeconfig)
+    deployed = deployed_topology(access, topo.namespace)
+    if deployed is not None and deployed != topo.name:
+        raise DeployFailed(
+            f"namespace {topo.namespace!r} runs topology {deployed!r}, not {topo.name!r}"
+        )
     with progress.task(f"waiting for every workload in namespace {topo.namespace!r} to be Ready"):
         wait_rollouts(api, topo.namespace, timeout)
     urls = endpoints(access, topo)

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chaoskit.faults.state import StateFile
 from chaoskit.load.timeseries import read_timeseries
+from chaoskit.settings import Settings
 from chaoskit.suite.spec import load_suite
 from tests.e2e.harness import REPO, Cluster, Shop, chaoskit
 
 FLASH_SALE = REPO / "experiments" / "suites" / "flash-sale.yaml"
 SMOKE = REPO / "experiments" / "suites" / "smoke.yaml"
+
+
+def pending_changes(cluster: Cluster) -> list[str]:
+    state = StateFile.of(Settings.from_env(), cluster.name)
+    return [c.undo.description for c in state.pending()]
 
 
 def _trials(run_dir: Path) -> list[dict[str, Any]]:
@@ -123,3 +131,31 @@ def test_the_gate_passes_a_rerun_and_fails_a_regression(
     )  # fmt: skip
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert "recovery" in (gate.stdout + gate.stderr)
+
+
+def test_a_locust_crash_mid_experiment_errors_the_trial_and_faults_roll_back(
+    cluster: Cluster, shop: Shop, tmp_path: Path
+) -> None:
+    suite = tmp_path / "crash.yaml"
+    suite.write_text(
+        "name: crash\n"
+        f"cluster: {{config: {REPO / 'kind-config.yaml'}}}\n"
+        f"load: {{profile: {REPO / 'tests/e2e/data/crashing_profile.py'}, users: 5, "
+        "warmup: 3, cooldown: 3, max_duration: 300}\n"
+        f"experiments:\n  - {{file: {REPO / 'experiments/node-pause.yaml'}, vars: {{hold: 25}}}}\n"
+    )
+    out = tmp_path / "out"
+    proc = chaoskit("suite", "run", str(suite), "--cluster", cluster.name, "--out", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+    (trial,) = _trials(out)
+    assert trial["status"] == "errored", trial
+    assert any("Locust crashed (exit 3)" in r for r in trial["reasons"]), trial["reasons"]
+    # the fault (a paused node) was rolled back all the same
+    assert pending_changes(cluster) == []
+    paused = subprocess.run(
+        ["docker", "ps", "--filter", "status=paused", "--format", "{{.Names}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert cluster.name not in paused
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "fail"

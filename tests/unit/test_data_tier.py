@@ -19,6 +19,7 @@ from chaoskit.images.factory import (
     TOPOLOGY_IMAGES,
     contexts_dir,
 )
+from chaoskit.suite.spec import load_suite
 from chaoskit.topology.catalog import ECOMMERCE, ECOMMERCE_HA, find_topology
 from chaoskit.topology.datatier import parse_leader_id
 
@@ -161,3 +162,16 @@ def test_the_writer_elector_keeps_one_writer_in_the_primary_component(
 ) -> None:
     members = [_member(i, role) for i, role in enumerate(roles)]
     assert _decide(members, me, healthy, component) == changes
+
+
+def test_the_data_tier_suite_runs_every_data_tier_experiment_on_ecommerce_ha() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    suite = load_suite(repo / "experiments" / "suites" / "data-tier.yaml")
+    assert suite.topology == ECOMMERCE_HA.name
+    data_tier = {
+        p.resolve()
+        for p in (repo / "experiments").glob("*.yaml")
+        if "data-tier" in (yaml.safe_load(p.read_text()).get("tags") or [])
+    }
+    assert len(data_tier) == 4
+    assert {e.file.resolve() for e in suite.experiments} == data_tier
