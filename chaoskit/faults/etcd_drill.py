@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 NODE_WORKDIR = "/var/lib/chaoskit"
 BUMP_REVISION = "1000000000"
 STOP_TIMEOUT = 120.0
+ETCD_RUNNING_TIMEOUT = 120.0
+"""Seconds a member's etcd container may take to be running again before the snapshot."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,9 +319,7 @@ def _snapshot(env: FaultEnv, members: list[Member], source: str, rid: str) -> Pa
     )
     nodes.exec(source, ["rm", "-f", in_node], what="removing the snapshot from the node")
     for member in members:
-        pid = nodes.container_pid(member.node, SYSTEM_NAMESPACE, "etcd")
-        if pid is None:
-            raise FaultFailed(f"no running etcd on {member.node} to take etcdutl from")
+        pid = _running_etcd_pid(nodes, member.node, ETCD_RUNNING_TIMEOUT)
         # The member's own image has the matching etcdutl: take it while etcd still runs.
         nodes.sh(
             member.node,
@@ -353,6 +353,21 @@ def _check_marker_gone(core: client.CoreV1Api, namespace: str, name: str) -> Non
         f"configmap {namespace}/{name}, written after the snapshot, survived the restore: "
         "etcd was not rebuilt from the snapshot"
     )
+
+
+def _running_etcd_pid(nodes: NodeOps, node: str, timeout: float) -> int:
+    """The pid of the member's running etcd; waits for it (a member that a fault just
+    brought back may be between two containers while its mirror pod still says Ready)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = nodes.container_pid(node, SYSTEM_NAMESPACE, "etcd")
+        if pid is not None:
+            return pid
+        if time.monotonic() > deadline:
+            raise FaultFailed(
+                f"no running etcd on {node} within {timeout:.0f} s to take etcdutl from"
+            )
+        time.sleep(2)
 
 
 def _delete_namespace(core: client.CoreV1Api, namespace: str, timeout: float) -> float:
