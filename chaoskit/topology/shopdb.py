@@ -44,32 +44,46 @@ def database_pod(access: ClusterAccess, namespace: str) -> str:
     return sorted(names)[0] if names else MYSQL_POD
 
 
+TRANSIENT_RETRY_S = 90.0
+"""Seconds ``query`` keeps retrying while the database pod cannot be reached (kubectl exec
+fails while a fault restarts its container runtime, its container or the API server)."""
+
+
 def query(access: ClusterAccess, namespace: str, sql: str, timeout: float = 60) -> list[list[str]]:
-    """Rows of ``sql`` as lists of strings (tab-separated output of the mariadb client)."""
-    pod = database_pod(access, namespace)
-    proc = capture(
-        access.kubectl_cmd(
-            "exec",
-            "-n",
-            namespace,
-            pod,
-            "-c",
-            MYSQL_CONTAINER,
-            "--",
-            "mariadb",
-            "--user=shop",
-            "--password=shop",
-            "--database=shop",
-            "--batch",
-            "--skip-column-names",
-            "--execute",
-            sql,
-        ),
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        raise OperationFailed(f"query on {namespace}/{pod} failed: {proc.stderr.strip()}")
-    return [line.split("\t") for line in proc.stdout.splitlines() if line]
+    """Rows of ``sql`` as lists of strings (tab-separated output of the mariadb client).
+
+    A failing ``kubectl exec`` is retried for up to :data:`TRANSIENT_RETRY_S` seconds: right
+    after a fault the pod's container may be between two lives; an SQL error is not retried.
+    """
+    deadline = time.monotonic() + TRANSIENT_RETRY_S
+    while True:
+        pod = database_pod(access, namespace)
+        proc = capture(
+            access.kubectl_cmd(
+                "exec",
+                "-n",
+                namespace,
+                pod,
+                "-c",
+                MYSQL_CONTAINER,
+                "--",
+                "mariadb",
+                "--user=shop",
+                "--password=shop",
+                "--database=shop",
+                "--batch",
+                "--skip-column-names",
+                "--execute",
+                sql,
+            ),
+            timeout=timeout,
+        )
+        if proc.returncode == 0:
+            return [line.split("\t") for line in proc.stdout.splitlines() if line]
+        error = proc.stderr.strip()
+        if error.startswith("ERROR ") or time.monotonic() > deadline:
+            raise OperationFailed(f"query on {namespace}/{pod} failed: {error}")
+        time.sleep(3)
 
 
 def _key_filter(key_prefix: str) -> str:
