@@ -33,10 +33,15 @@ fi
 echo "==> Docker engine and images (cached by version)"
 chaoskit images build
 
-# tests/e2e/test_report_render.py renders report.html in headless Chromium (Debian's).
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "==> chromium (for the report rendering test)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# tests/e2e/test_report_render.py renders report.html in headless Chromium (Debian's);
+# tests/unit/test_data_tier.py runs the Galera writer elector, which needs jq (it skips
+# without it under `make unit`; CI installs it so that it never skips there).
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v jq >/dev/null 2>&1 || missing="$missing jq"
+if [ -n "$missing" ]; then
+    echo "==> installing$missing (for the report rendering and elector tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
 echo "==> pytest (unit and e2e)"

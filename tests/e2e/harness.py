@@ -11,6 +11,8 @@ from pathlib import Path
 from kubernetes import client
 
 from chaoskit.cluster.access import ClusterAccess
+from chaoskit.faults.state import StateFile
+from chaoskit.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_NAME = os.environ.get("CHAOSKIT_E2E_CLUSTER", "chaoskit-e2e")
@@ -72,3 +74,9 @@ class Shop:
     ingress: str
     prometheus: str
     namespace: str = "shop"
+
+
+def pending_changes(cluster: Cluster) -> list[str]:
+    """What chaoskit changed on the cluster and has not undone yet (its state file)."""
+    state = StateFile.of(Settings.from_env(), cluster.name)
+    return [c.undo.description for c in state.pending()]

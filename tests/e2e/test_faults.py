@@ -23,9 +23,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from chaoskit.faults.state import StateFile
-from chaoskit.settings import Settings
-from tests.e2e.harness import REPO, Cluster, chaoskit
+from tests.e2e.harness import REPO, Cluster, chaoskit, pending_changes
 from tests.e2e.workloads import load_probe_image, ready_pods, service, wait_for, web_deployment
 
 LABELS = {"app": "web"}
@@ -50,11 +48,6 @@ def web(cluster: Cluster, namespace: str, probe_loaded: None) -> str:
         "3 Ready web pods", lambda: len(ready_pods(cluster.core, namespace, SELECTOR)) == 3, 180
     )
     return namespace
-
-
-def pending_changes(cluster: Cluster) -> list[str]:
-    state = StateFile.of(Settings.from_env(), cluster.name)
-    return [c.undo.description for c in state.pending()]
 
 
 def run_args(experiment: Path, cluster: Cluster, namespace: str, output: Path) -> list[str]:

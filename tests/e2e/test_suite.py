@@ -17,19 +17,12 @@ from typing import Any
 
 import pytest
 
-from chaoskit.faults.state import StateFile
 from chaoskit.load.timeseries import read_timeseries
-from chaoskit.settings import Settings
 from chaoskit.suite.spec import load_suite
-from tests.e2e.harness import REPO, Cluster, Shop, chaoskit
+from tests.e2e.harness import REPO, Cluster, Shop, chaoskit, pending_changes
 
 FLASH_SALE = REPO / "experiments" / "suites" / "flash-sale.yaml"
 SMOKE = REPO / "experiments" / "suites" / "smoke.yaml"
-
-
-def pending_changes(cluster: Cluster) -> list[str]:
-    state = StateFile.of(Settings.from_env(), cluster.name)
-    return [c.undo.description for c in state.pending()]
 
 
 def _trials(run_dir: Path) -> list[dict[str, Any]]:
