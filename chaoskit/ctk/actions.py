@@ -101,14 +101,16 @@ def stop_nodes(
     nodes: list[str] | None = None,
     role: str | None = None,
     holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
     duration: float | None = None,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``docker stop`` of chosen node containers (default one worker; ``holding``:
-    a node running a pod that NAMESPACE/SELECTOR matches); started on rollback."""
+    """``docker stop`` of chosen node containers (default one worker; ``holding`` /
+    ``sparing``: only / never a node running a pod that NAMESPACE/SELECTOR matches, as for
+    every node fault); started on rollback."""
     return _inject("node-stop", locals())
 
 
@@ -116,6 +118,8 @@ def kill_nodes(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
@@ -130,6 +134,8 @@ def pause_nodes(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
@@ -144,6 +150,8 @@ def restart_nodes(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
@@ -157,6 +165,8 @@ def stop_kubelet(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
@@ -172,6 +182,8 @@ def kill_kubelet(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
@@ -185,6 +197,8 @@ def kill_containerd(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
@@ -198,6 +212,8 @@ def stop_containerd(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,
@@ -212,6 +228,8 @@ def kill_kube_proxy(
     *,
     nodes: list[str] | None = None,
     role: str | None = None,
+    holding: str | None = None,
+    sparing: str | None = None,
     count: int | None = None,
     percent: float | None = None,
     max_victims: int | None = None,

@@ -30,7 +30,7 @@ from chaoskit.ctk.actions import FAULT_ACTIONS
 from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.faults import registry, signals
 from chaoskit.faults.errors import InvalidParam
-from chaoskit.faults.params import coerce, parse
+from chaoskit.faults.params import coerce, parse, unset
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,10 @@ def _check_fault_arguments(params_type: type[Any], given: dict[str, Any], where:
     """Each given argument against its type; the whole set once nothing required is left
     to a template that only the run can fill in."""
     hints = get_type_hints(params_type)
+    fields = {f.name: f for f in dataclasses.fields(params_type)}
     for key, value in given.items():
+        if key in fields and unset(fields[key], value):
+            continue
         coerce(value, hints[key], f"{where}.{key}")
     missing = [
         f.name

@@ -105,6 +105,13 @@ class NodeChoice(Blast):
             "shop/chaoskit.io/galera-role=writer (any role)"
         ),
     )
+    sparing: str = field(
+        default="",
+        metadata=help_(
+            "NAMESPACE/SELECTOR: never a node running a pod that matches, e.g. "
+            "'shop/app.kubernetes.io/name in (mysql,kafka)'"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -227,12 +234,12 @@ def choose(
     return sorted(rng.sample(ordered, wanted), key=key)
 
 
-def _nodes_holding(env: FaultEnv, holding: str) -> set[str]:
+def _nodes_holding(env: FaultEnv, holding: str, field_name: str = "holding") -> set[str]:
     """Nodes of the Running, not deleted pods that ``NAMESPACE/SELECTOR`` matches."""
     namespace, sep, selector = holding.partition("/")
     if not sep or not namespace or not selector:
-        raise InvalidParam("holding", f"{holding!r}: expected NAMESPACE/SELECTOR")
-    env.target.check_namespace(namespace, "holding")
+        raise InvalidParam(field_name, f"{holding!r}: expected NAMESPACE/SELECTOR")
+    env.target.check_namespace(namespace, field_name)
     try:
         pods = env.core().list_namespaced_pod(
             namespace, label_selector=selector, _request_timeout=30
@@ -254,7 +261,8 @@ def choose_nodes(
     """Running nodes of ``params.role`` (or the named ``params.nodes``), chosen with ``rng``.
 
     Without explicit names, the node that publishes the topology's ports on the host is
-    never chosen: losing it would cut the harness off from the system under test.
+    never chosen: losing it would cut the harness off from the system under test. Nor is
+    a node running a pod that ``params.sparing`` matches.
     """
     containers = {c.name: c for c in env.nodes.nodes()}
     if params.nodes:
@@ -277,6 +285,16 @@ def choose_nodes(
             for c in containers.values()
             if (params.role in ("any", c.role)) and not c.publishes_ports
         ]
+    if params.sparing:
+        spared_nodes = _nodes_holding(env, params.sparing, "sparing")
+        left = [c for c in candidates if c.name not in spared_nodes]
+        if not left and candidates:
+            names = ", ".join(sorted(c.name for c in candidates))
+            raise FaultFailed(
+                f"{what}: every candidate node ({names}) runs a pod matching "
+                f"{params.sparing!r}, which is to be spared"
+            )
+        candidates = left
     running = [c for c in candidates if c.state == "running"]
     chosen: list[NodeContainer] = choose(
         running,

@@ -68,6 +68,8 @@ def parse(cls: type[T], raw: Mapping[str, Any], *, where: str = "") -> T:
     values: dict[str, Any] = {}
     for name, f in fields.items():
         path = _join(where, name)
+        if name in raw and unset(f, raw[name]):
+            continue
         if name in raw:
             values[name] = coerce(raw[name], hints[name], path)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -80,6 +82,12 @@ def parse(cls: type[T], raw: Mapping[str, Any], *, where: str = "") -> T:
         except InvalidParam as e:
             raise InvalidParam(_join(where, e.field), e.reason) from None
     return params
+
+
+def unset(f: dataclasses.Field[Any], value: Any) -> bool:
+    """An optional string left empty (an experiment's ``"${spare}"`` with no value) is
+    not given; a required one must not be empty."""
+    return value == "" and f.default == ""
 
 
 def _join(where: str, name: str) -> str:

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
+
 from chaoskit.cluster import lifecycle
 from chaoskit.cluster.access import ClusterAccess, access
 from chaoskit.cluster.config import load_config
+from chaoskit.cluster.health import api_client
 from chaoskit.cluster.kind import Kind
 from chaoskit.ctk.experiment import check_experiment, load_experiment
 from chaoskit.engine.docker import ensure_engine
@@ -34,7 +37,7 @@ from chaoskit.report.slo import evaluate_trial, validate_slos
 from chaoskit.settings import Settings
 from chaoskit.suite.spec import Suite
 from chaoskit.suite.trial import ERRORED, PASSED, TrialRecord, TrialTarget, run_trial
-from chaoskit.topology import deploy
+from chaoskit.topology import deploy, spread
 from chaoskit.topology.catalog import find_topology
 
 logger = logging.getLogger(__name__)
@@ -211,6 +214,7 @@ def _run_trials(
                 continue
             for number in range(1, entry.trials + 1):
                 done += 1
+                _respread(target, progress)
                 with progress.task(f"[{done}/{total}] {entry.name} trial {number}/{entry.trials}"):
                     record = run_trial(
                         target,
@@ -224,6 +228,22 @@ def _run_trials(
                     on_trial(done, total, record)
                 if stop.requested:  # chaoslib swallowed the Ctrl-C: stop the suite here
                     raise KeyboardInterrupt
+
+
+def _respread(target: TrialTarget, progress: Progress) -> None:
+    """Each trial starts with the shop's replicas spread over the workers (topology.spread)."""
+    api = api_client(target.access.kubeconfig)
+    try:
+        if not spread.piled_up(api, target.shop_namespace):
+            return
+        with progress.task("spreading replicas that an earlier fault left on one node"):
+            piles = spread.respread(api, target.shop_namespace)
+        progress.note("respread: " + ", ".join(f"{p.name} (all on {p.node})" for p in piles))
+    except (ChaoskitError, client.ApiException, OSError) as e:
+        # The trial's own checks see a cluster that is not whole; this must not end the suite.
+        logger.warning("respreading the replicas: %s", e)
+    finally:
+        api.close()
 
 
 def trial_line(record: TrialRecord) -> str:

@@ -156,7 +156,8 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.fail(where, f"must be a mapping, not {type(value).__name__}")
         for key in value:
-            if key not in known:
+            # x-... fields are the author's own (YAML anchors to reuse), as in Compose files.
+            if key not in known and not (where == "" and str(key).startswith("x-")):
                 prefix = f"{where}." if where else ""
                 raise self.fail(
                     f"{prefix}{key}", f"unknown field (known: {', '.join(sorted(known))})"

@@ -208,7 +208,9 @@ def check(
     started = time.monotonic()
     api = api_client(access.kubeconfig)
     deployed = deployed_topology(access, topo.namespace)
-    if deployed is not None and deployed != topo.name:
+    if deployed is None:
+        raise DeployFailed(f"namespace {topo.namespace!r} does not exist: nothing is deployed")
+    if deployed != topo.name:
         raise DeployFailed(
             f"namespace {topo.namespace!r} runs topology {deployed!r}, not {topo.name!r}"
         )

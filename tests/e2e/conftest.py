@@ -23,6 +23,7 @@ from chaoskit.settings import Settings
 from chaoskit.topology.catalog import ECOMMERCE
 from chaoskit.topology.deploy import endpoints
 from tests.e2e.harness import CLUSTER_NAME, Cluster, Shop, chaoskit
+from tests.e2e.workloads import load_probe_image
 
 
 def _status() -> dict[str, object]:
@@ -48,6 +49,12 @@ def cluster() -> Iterator[Cluster]:
     if not keep:
         down = chaoskit("cluster", "down", "--name", CLUSTER_NAME, timeout=300)
         assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def probe_loaded(cluster: Cluster) -> None:
+    """The probe server image (tests/e2e/workloads.py) is on every node."""
+    load_probe_image(cluster.name)
 
 
 @pytest.fixture

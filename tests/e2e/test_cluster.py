@@ -16,7 +16,6 @@ from tests.e2e.harness import Cluster, chaoskit
 from tests.e2e.workloads import (
     client_pod,
     exec_in,
-    load_probe_image,
     ready_pods,
     service,
     wait_for,
@@ -25,11 +24,6 @@ from tests.e2e.workloads import (
 
 LABELS = {"app": "web"}
 SELECTOR = "app=web"
-
-
-@pytest.fixture(scope="module")
-def probe_loaded(cluster: Cluster) -> None:
-    load_probe_image(cluster.name)
 
 
 @pytest.fixture

@@ -67,6 +67,13 @@ def test_strings_from_the_environment_are_converted() -> None:
     assert fault.params.nodes == ("a", "b")
 
 
+def test_an_optional_filter_left_empty_is_unset_and_a_required_string_is_not() -> None:
+    fault = registry.build("node-kill", {"sparing": "", "holding": ""})
+    assert fault.params.sparing == "" and fault.params.holding == ""
+    with pytest.raises(InvalidParam, match=r"^selector: must be a non-empty string, not ''$"):
+        registry.build("pod-kill", {"namespace": "shop", "selector": ""})
+
+
 def test_every_chaos_toolkit_action_matches_its_fault() -> None:
     for action, fault in actions.FAULT_ACTIONS.items():
         assert action in actions.__all__

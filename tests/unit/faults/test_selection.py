@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
-from chaoskit.faults.base import choose
+from chaoskit.faults import base
+from chaoskit.faults.base import FaultEnv, NodeChoice, choose
 from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.nodes import NodeContainer
 from chaoskit.faults.runner import victim_rng
 
 PODS = [f"web-{c}" for c in "abcdefghij"]
@@ -78,3 +82,54 @@ def test_blast_radius_limit_refuses_and_names_the_argument() -> None:
         pick("1", PODS, count=4, max_victims=2)
     assert e.value.field == "max_victims"
     assert "exceed the blast-radius limit of 2" in e.value.reason
+
+
+# --------------------------------------------------------------------------- nodes
+
+NODES = [
+    NodeContainer("kind-control-plane", "control-plane", "running", True),
+    NodeContainer("kind-worker", "worker", "running", False),
+    NodeContainer("kind-worker2", "worker", "running", False),
+]
+
+
+class _Nodes:
+    def nodes(self) -> list[NodeContainer]:
+        return NODES
+
+
+def pick_nodes(
+    monkeypatch: pytest.MonkeyPatch, running_pods: dict[str, set[str]], **params: Any
+) -> list[str]:
+    """Nodes chosen with ``running_pods``: NAMESPACE/SELECTOR -> nodes running a match."""
+    monkeypatch.setattr(
+        base, "_nodes_holding", lambda env, spec, field_name="holding": running_pods[spec]
+    )
+    env = cast(FaultEnv, SimpleNamespace(nodes=_Nodes()))
+    chosen = base.choose_nodes(
+        env,
+        NodeChoice(**params),
+        victim_rng("1", "node-kill", 1),
+        max_victims=None,
+        what="node-kill",
+    )
+    return [v.name for v in chosen]
+
+
+def test_node_faults_spare_the_nodes_of_matching_pods(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = "shop/app.kubernetes.io/name=mysql"
+    for seed_nodes in ({"kind-worker"}, {"kind-worker2"}):
+        spared = pick_nodes(monkeypatch, {db: seed_nodes}, sparing=db)
+        assert spared == sorted({"kind-worker", "kind-worker2"} - seed_nodes)
+
+
+def test_sparing_every_candidate_fails_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = "shop/app.kubernetes.io/name=mysql"
+    with pytest.raises(FaultFailed, match=r"every candidate node \(kind-worker, kind-worker2\)"):
+        pick_nodes(monkeypatch, {db: {"kind-worker", "kind-worker2"}}, sparing=db)
+
+
+def test_holding_and_sparing_combine(monkeypatch: pytest.MonkeyPatch) -> None:
+    web, db = "shop/app=web", "shop/app=db"
+    pods = {web: {"kind-worker", "kind-worker2"}, db: {"kind-worker2"}}
+    assert pick_nodes(monkeypatch, pods, holding=web, sparing=db) == ["kind-worker"]

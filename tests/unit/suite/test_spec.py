@@ -120,6 +120,13 @@ def test_bad_fields_are_named(
     assert str(caught.value).startswith(f"{path}: {field}: ")
 
 
+def test_x_fields_hold_the_authors_anchors(tmp_path: Path) -> None:
+    text = yaml.safe_dump(minimal(), sort_keys=False) + "x-mine: &n 3\ntrials: *n\n"
+    assert load_suite(write(tmp_path, text)).experiments[0].trials == 3
+    with pytest.raises(InvalidConfig, match=r"load\.x-mine: unknown field"):
+        load_suite(write(tmp_path, minimal(load={"profile": "steady", "x-mine": 1})))
+
+
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfig, match="no such file"):
         load_suite(tmp_path / "absent.yaml")
