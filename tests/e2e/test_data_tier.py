@@ -1,7 +1,3 @@
-# PENDING: the e2e tests of issue 9, kept out of CI's collection (the file name does not
-# start with test_) until they have run green on kind-config.yaml (3 + 2) in a clean clone
-# and CI's time budget has been checked with them; then rename it to test_data_tier.py.
-# Run them by hand: pytest tests/e2e/pending_data_tier.py (see docs/data-tier-status.md).
 """The replicated data tier (topology ``ecommerce-ha``) as its users see it: three Galera
 members behind one writer Service, three Kafka brokers with replicated order topics, and
 no acknowledged order lost or duplicated when a member, a broker or their node dies under
