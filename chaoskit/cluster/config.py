@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from chaoskit.documents import read_document
 from chaoskit.errors import InvalidConfig
 
 DEFAULT_NAME = "chaoskit"
@@ -93,14 +94,7 @@ def _unknown(file: Path, prefix: str, value: dict[str, Any], known: frozenset[st
 
 def load_config(path: Path) -> ClusterConfig:
     """Reads and checks ``path``; raises :class:`InvalidConfig` naming the bad field."""
-    if not path.is_file():
-        raise InvalidConfig(path, "", "no such file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise InvalidConfig(path, where, f"not valid YAML: {getattr(e, 'problem', e)}") from e
+    raw = read_document(path)
     return check_config(path, raw)
 
 

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
-import yaml
-
 from chaoskit.ctk import context as run_context
 from chaoskit.ctk.actions import FAULT_ACTIONS
+from chaoskit.documents import read_document
 from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.faults import registry, signals
 from chaoskit.faults.errors import InvalidParam
@@ -59,17 +58,7 @@ TOP_LEVEL = frozenset(
 
 def load_experiment(path: Path) -> dict[str, Any]:
     """The experiment document; an unreadable or malformed file names the line."""
-    if not path.is_file():
-        raise InvalidConfig(path, "", "no such file")
-    text = path.read_text()
-    try:
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise InvalidConfig(path, f"line {e.lineno}", f"not valid JSON: {e.msg}") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise InvalidConfig(path, where, f"not valid YAML: {getattr(e, 'problem', e)}") from e
+    doc = read_document(path)
     if not isinstance(doc, dict):
         raise InvalidConfig(path, "", f"must be a mapping, not {type(doc).__name__}")
     return doc

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from chaoskit.documents import read_document
 from chaoskit.errors import InvalidConfig
 
 SUITE_FIELDS = frozenset(
@@ -198,14 +197,7 @@ class _Reader:
 
 def load_suite(path: Path) -> Suite:
     """The checked suite; raises InvalidConfig naming the file, the field and the reason."""
-    if not path.is_file():
-        raise InvalidConfig(path, "", "no such file")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise InvalidConfig(path, where, f"not valid YAML: {getattr(e, 'problem', e)}") from e
+    doc = read_document(path)
     r = _Reader(path)
     doc = r.mapping("", doc, SUITE_FIELDS)
     for required in ("name", "experiments"):
