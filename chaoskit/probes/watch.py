@@ -266,8 +266,11 @@ class Informer:
         changes = []
         with self._lock:
             first = not self._synced.is_set()
-            for key, obj in items.items():
+            for key, obj in list(items.items()):
                 old = self._cache.get(key)
+                if old is None and key in self._gone and self._gone[key] >= list_rv:
+                    del items[key]  # the stream saw it deleted after this list was read
+                    continue
                 if old is None:
                     changes.append(Change(self.kind.name, "ADDED", None, obj, at, "relist"))
                 elif _rv_number(old["metadata"].get("resourceVersion")) < _rv_number(
@@ -277,9 +280,15 @@ class Informer:
                 else:
                     items[key] = old  # the stream already delivered this or something newer
             for key, old in self._cache.items():
-                if key not in items:
-                    changes.append(Change(self.kind.name, "DELETED", old, None, at, "relist"))
-                    self._gone[key] = list_rv
+                if key in items:
+                    continue
+                if _rv_number(old["metadata"].get("resourceVersion")) > list_rv:
+                    # Created after the list was read (a resync races the stream): the
+                    # stream is ahead, not the object gone.
+                    items[key] = old
+                    continue
+                changes.append(Change(self.kind.name, "DELETED", old, None, at, "relist"))
+                self._gone[key] = list_rv
             self._cache = items
         if self._rv is None or first:
             self._rv = str(data.get("metadata", {}).get("resourceVersion") or "") or None

@@ -64,3 +64,21 @@ def test_events_older_than_what_a_resync_brought_are_dropped() -> None:
     seen.clear()
     inf._apply("MODIFIED", pod("a", 26), 3.0)  # stale: the list at 30 had it gone
     assert seen == [] and inf.items() == []
+
+
+def test_a_list_older_than_the_stream_does_not_delete_what_the_stream_added() -> None:
+    inf, seen = informer([([pod("a", 10)], 10), ([pod("a", 10)], 12)])
+    inf.resync()
+    inf._apply("ADDED", pod("b", 13), 1.0)  # the stream is ahead of the next list (rv 12)
+    inf.resync()
+    assert [(c.type, c.obj["metadata"]["name"]) for c in seen] == [("ADDED", "b")]
+    assert sorted(p["metadata"]["name"] for p in inf.items()) == ["a", "b"]
+
+
+def test_a_list_older_than_the_stream_does_not_bring_back_what_the_stream_deleted() -> None:
+    inf, seen = informer([([pod("a", 10), pod("b", 11)], 11), ([pod("a", 10), pod("b", 11)], 12)])
+    inf.resync()
+    inf._apply("DELETED", pod("b", 13), 1.0)  # the stream is ahead of the next list (rv 12)
+    inf.resync()
+    assert [(c.type, c.obj["metadata"]["name"]) for c in seen] == [("DELETED", "b")]
+    assert [p["metadata"]["name"] for p in inf.items()] == ["a"]
