@@ -56,7 +56,9 @@ class UnitFault(Fault[UnitParams]):
         if self.holds:
             record(systemctl_start(victim.node, self.unit))
         before = main_pid(env, victim.node, self.unit)
-        env.nodes.systemctl(victim.node, "kill", "--signal=SIGKILL", self.unit)
+        # The main process only: `systemctl kill` signals the whole cgroup by default, and
+        # containerd's cgroup holds every container's shim (killing them is another fault).
+        env.nodes.systemctl(victim.node, "kill", "--kill-whom=main", "--signal=SIGKILL", self.unit)
         if self.holds:
             env.nodes.systemctl(victim.node, "stop", self.unit)
             return details

@@ -40,6 +40,20 @@ class NodeContainer:
     """True for the node that publishes the topology's NodePorts on the host."""
 
 
+API_SERVER_PORT = "6443/tcp"
+"""kind publishes it on every control plane of a multi-control-plane cluster."""
+
+
+def publishes_topology_ports(ports: str) -> bool:
+    """True when ``docker ps``'s Ports column maps a port other than the API server's: the
+    node that publishes the topology's NodePorts (kind-config.yaml's extraPortMappings)."""
+    for mapping in ports.split(","):
+        _, arrow, container_port = mapping.strip().partition("->")
+        if arrow and container_port != API_SERVER_PORT:
+            return True
+    return False
+
+
 # Kills the main process of every running container that matches; prints "id pid" per kill.
 _KILL_CONTAINERS = r"""
 set -eu
@@ -109,7 +123,7 @@ class NodeOps:
                 continue
             name, role, state = parts[:3]
             ports = parts[3] if len(parts) > 3 else ""
-            result.append(NodeContainer(name, role, state, "->" in ports))
+            result.append(NodeContainer(name, role, state, publishes_topology_ports(ports)))
         return sorted(result, key=lambda n: n.name)
 
     def nodes(self) -> list[NodeContainer]:

@@ -11,7 +11,7 @@ import pytest
 from chaoskit.faults import base
 from chaoskit.faults.base import FaultEnv, NodeChoice, choose
 from chaoskit.faults.errors import FaultFailed, InvalidParam
-from chaoskit.faults.nodes import NodeContainer
+from chaoskit.faults.nodes import NodeContainer, publishes_topology_ports
 from chaoskit.faults.runner import victim_rng
 
 PODS = [f"web-{c}" for c in "abcdefghij"]
@@ -133,3 +133,12 @@ def test_holding_and_sparing_combine(monkeypatch: pytest.MonkeyPatch) -> None:
     web, db = "shop/app=web", "shop/app=db"
     pods = {web: {"kind-worker", "kind-worker2"}, db: {"kind-worker2"}}
     assert pick_nodes(monkeypatch, pods, holding=web, sparing=db) == ["kind-worker"]
+
+
+def test_the_port_publishing_node_is_told_apart_from_the_api_servers() -> None:
+    control_plane = "127.0.0.1:33733->6443/tcp, 127.0.0.1:38197->30080/tcp"
+    assert publishes_topology_ports(control_plane)
+    assert publishes_topology_ports("127.0.0.1:38197->30080/tcp")
+    # every control plane of a 3-member cluster publishes its API server: not the ingress
+    assert not publishes_topology_ports("127.0.0.1:45811->6443/tcp")
+    assert not publishes_topology_ports("")  # a worker, or a stopped node
