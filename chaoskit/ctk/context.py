@@ -111,9 +111,9 @@ class RunContext:
             )
         return self.desired
 
-    def converge(self, name: str, timeout: float) -> Verdict:
+    def converge(self, name: str, timeout: float, stable_for: float = 0.0) -> Verdict:
         desired = self.record_desired()
-        verdict = oracle.wait_converged(self.informers, desired, timeout)
+        verdict = oracle.wait_converged(self.informers, desired, timeout, stable_for=stable_for)
         self.verdicts.append(VerdictRecord(name, verdict))
         self.timeline.mark(
             "oracle-verdict", name, {"ok": verdict.ok, "problems": len(verdict.problems)}

@@ -26,12 +26,15 @@ class DesiredStateNotReached(OperationFailed):
 
 
 def desired_state_converged(
-    timeout: float = 120, configuration: dict[str, Any] | None = None
+    timeout: float = 120,
+    stable_for: float = 0,
+    configuration: dict[str, Any] | None = None,
 ) -> bool:
-    """True once the desired state holds; fails with the diff after ``timeout`` seconds."""
+    """True once the desired state holds (after a fault: and goes on holding ``stable_for``
+    seconds); fails with the diff after ``timeout`` seconds."""
     ctx = context.get(configuration)
     name = "before" if not ctx.session.injections else "after"
-    verdict = ctx.converge(name, float(timeout))
+    verdict = ctx.converge(name, float(timeout), float(stable_for) if ctx.session.injections else 0)
     if not verdict.ok:
         raise DesiredStateNotReached(
             f"desired state not reached within {float(timeout):.0f} s: {verdict.summary()}"

@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from chaoskit.probes.watch import Change, Informer, Informers, Obj
@@ -383,11 +383,20 @@ def check(informers: Informers, desired: DesiredState) -> Verdict:
     return Verdict(not problems, tuple(problems), time.time())
 
 
-def wait_converged(informers: Informers, desired: DesiredState, timeout: float) -> Verdict:
+RECHECK_S = 5.0
+"""Seconds between re-checks when no change arrives (a stalled stream)."""
+
+
+def wait_converged(
+    informers: Informers, desired: DesiredState, timeout: float, *, stable_for: float = 0.0
+) -> Verdict:
     """Re-checks on every change until the desired state holds or ``timeout`` passes.
 
     The verdict's ``checked_at`` is the arrival time of the change that completed
-    convergence, so recovery times are as precise as the watch events.
+    convergence, so recovery times are as precise as the watch events. With
+    ``stable_for``, the state must then go on holding that many seconds (some faults have
+    effects that come later: after a quorum loss the node leases expire once the API is
+    back); a lapse starts the wait for convergence again, and is noted in the verdict.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -417,22 +426,37 @@ def wait_converged(informers: Informers, desired: DesiredState, timeout: float) 
 
     for informer in used:
         informer.add_listener(listener)
+    held: Verdict | None = None
+    held_since = 0.0
+    lapses: list[str] = []
     try:
         while True:
             wake.clear()
             seen = last_change[0]
             verdict = check(informers, desired)
+            now = time.monotonic()
             if verdict.ok:
-                return Verdict(
-                    True, (), seen, round(time.monotonic() - started, 3), judged_at=time.time()
-                )
-            remaining = deadline - time.monotonic()
+                if held is None:
+                    held = Verdict(True, (), seen, round(now - started, 3), judged_at=time.time())
+                    held_since = now
+                to_hold = stable_for - (now - held_since)
+                if to_hold <= 0 or now >= deadline:
+                    held_for = f"held for {now - held_since:.0f} s" if stable_for else ""
+                    return replace(held, notes=tuple(n for n in (*lapses, held_for) if n))
+                wake.wait(min(to_hold, deadline - now, RECHECK_S))
+                continue
+            if held is not None:
+                lapses.append(f"held {now - held_since:.1f} s, then lapsed: {verdict.problems[0]}")
+                held = None
+            remaining = deadline - now
             if remaining <= 0:
-                now = time.time()
-                waited = round(time.monotonic() - started, 3)
-                return Verdict(False, verdict.problems, now, waited, judged_at=now)
+                at = time.time()
+                waited = round(now - started, 3)
+                return Verdict(
+                    False, verdict.problems, at, waited, judged_at=at, notes=tuple(lapses)
+                )
             # Woken by the next change; the periodic re-check only covers a stalled stream.
-            wake.wait(min(remaining, 5.0))
+            wake.wait(min(remaining, RECHECK_S))
     finally:
         for informer in used:
             informer.remove_listener(listener)
