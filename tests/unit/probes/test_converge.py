@@ -67,7 +67,8 @@ def test_the_state_must_hold_for_stable_for_and_a_lapse_is_noted(
     assert verdict.ok
     assert calls >= 5  # held, lapsed, lapsed, held again, still holding
     assert time.monotonic() - started >= 0.3
-    assert verdict.notes[0].startswith("held ") and "then lapsed: deployment/web" in verdict.notes[0]
+    first = verdict.notes[0]
+    assert first.startswith("held ") and "then lapsed: deployment/web" in first
     assert verdict.notes[-1].startswith("held for ")
 
 
