@@ -234,11 +234,12 @@ def choose(
     return sorted(rng.sample(ordered, wanted), key=key)
 
 
-def _nodes_holding(env: FaultEnv, holding: str, field_name: str = "holding") -> set[str]:
-    """Nodes of the Running, not deleted pods that ``NAMESPACE/SELECTOR`` matches."""
-    namespace, sep, selector = holding.partition("/")
+def _nodes_holding(env: FaultEnv, matching: str, field_name: str = "holding") -> set[str]:
+    """Nodes of the Running, not deleted pods that ``matching`` (NAMESPACE/SELECTOR) matches;
+    ``field_name`` is the argument that gave it (holding, sparing), for errors."""
+    namespace, sep, selector = matching.partition("/")
     if not sep or not namespace or not selector:
-        raise InvalidParam(field_name, f"{holding!r}: expected NAMESPACE/SELECTOR")
+        raise InvalidParam(field_name, f"{matching!r}: expected NAMESPACE/SELECTOR")
     env.target.check_namespace(namespace, field_name)
     try:
         pods = env.core().list_namespaced_pod(

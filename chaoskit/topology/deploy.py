@@ -260,10 +260,16 @@ def wait_rollouts(api: client.ApiClient, namespace: str, timeout: float) -> None
     )
 
 
+def label_selector(workload: Any) -> str:
+    """A Deployment's or StatefulSet's matchLabels as a label selector string."""
+    labels = workload.spec.selector.match_labels or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
 def _why_not_ready(api: client.ApiClient, namespace: str, obj: Any) -> str:
     """The most telling reason one of the workload's pods gives."""
     core = client.CoreV1Api(api)
-    selector = ",".join(f"{k}={v}" for k, v in (obj.spec.selector.match_labels or {}).items())
+    selector = label_selector(obj)
     for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
         ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
         if ready:

@@ -18,7 +18,7 @@ from typing import Any
 
 from kubernetes import client
 
-from chaoskit.topology.deploy import wait_rollouts
+from chaoskit.topology.deploy import label_selector, wait_rollouts
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +46,6 @@ def schedulable_nodes(api: client.ApiClient) -> set[str]:
     return result
 
 
-def _selector(deployment: Any) -> str:
-    labels = deployment.spec.selector.match_labels or {}
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
 def _ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:
     pods = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=30)
     ready = [
@@ -71,7 +66,7 @@ def piled_up(api: client.ApiClient, namespace: str) -> list[PiledUp]:
     core = client.CoreV1Api(api)
     result = []
     for deployment in client.AppsV1Api(api).list_namespaced_deployment(namespace).items:
-        selector = _selector(deployment)
+        selector = label_selector(deployment)
         if (deployment.spec.replicas or 0) < 2 or not selector:
             continue
         pods = _ready_pods(core, namespace, selector)
@@ -113,7 +108,7 @@ def respread(api: client.ApiClient, namespace: str, *, timeout: float = 180) -> 
             deployment = apps.read_namespaced_deployment(pile.name, namespace)
             ready = [
                 p
-                for p in _ready_pods(core, namespace, _selector(deployment))
+                for p in _ready_pods(core, namespace, label_selector(deployment))
                 if p.metadata.name not in deleted[pile.name]
             ]
             if len(ready) < (deployment.spec.replicas or 0):
