@@ -20,6 +20,7 @@ from typing import Any
 from chaoskit.cluster.config import DEFAULT_NAME, ClusterConfig, valid_name
 from chaoskit.cluster.health import ClusterHealth, api_client, read_health, wait_ready
 from chaoskit.cluster.kind import Kind
+from chaoskit.engine.docker import apply_host_sysctls
 from chaoskit.errors import ClusterFailed, InvalidInput
 from chaoskit.progress import Progress
 from chaoskit.settings import Settings
@@ -107,6 +108,9 @@ def up(
     document.pop("name", None)  # --name decides
     cdir.kind_config.write_text(ClusterConfig(config.path, document, 0, 0).render())
 
+    # Only a cluster needs them (inotify for its nodes, forwarding to its network); never
+    # lowered, and not touched by commands that make no cluster.
+    apply_host_sysctls()
     started = time.monotonic()
     try:
         with progress.task(
