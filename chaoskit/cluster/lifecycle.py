@@ -157,10 +157,19 @@ def _delete_quietly(kind: Kind, name: str, cdir: ClusterDir) -> None:
     shutil.rmtree(cdir.root, ignore_errors=True)
 
 
-def down(settings: Settings, kind: Kind, name: str) -> bool:
-    """Deletes cluster ``name`` and its folder; False if there was nothing to delete."""
+def down(settings: Settings, kind: Kind, name: str, *, force: bool = False) -> bool:
+    """Deletes cluster ``name`` and its folder; False if there was nothing to delete.
+
+    Only a cluster chaoskit made (it has a folder in chaoskit's cache) is deleted unless
+    ``force``: a kind cluster someone else made is not chaoskit's to remove.
+    """
     cdir = ClusterDir.of(settings, name)
     existed = name in kind.clusters()
+    if existed and not force and not cdir.root.is_dir():
+        raise InvalidInput(
+            f"--name {name}: kind cluster {name!r} was not made by chaoskit (nothing in "
+            f"{cdir.root.parent}): not deleting it; pass --force to delete it anyway"
+        )
     if existed:
         log = settings.log_dir / "clusters" / f"{name}-delete.log"
         kubeconfig = cdir.kubeconfig if cdir.kubeconfig.exists() else None
