@@ -188,15 +188,16 @@ def cluster_up(
 
 @cluster.command("down")
 @click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+@click.option("--force", is_flag=True, help="Delete it even if chaoskit did not make it.")
 @click.pass_context
-def cluster_down(ctx: click.Context, name: str) -> None:
-    """Delete a kind cluster and everything chaoskit kept for it."""
+def cluster_down(ctx: click.Context, name: str, force: bool) -> None:
+    """Delete a kind cluster chaoskit made and everything chaoskit kept for it."""
     from chaoskit.cluster import lifecycle
 
     settings = _settings(ctx)
     lifecycle.check_name(name)
     with _progress().task(f"deleting cluster {name!r}"):
-        removed = lifecycle.down(settings, _kind(settings), name)
+        removed = lifecycle.down(settings, _kind(settings), name, force=force)
     click.echo(f"cluster {name!r} deleted" if removed else f"no cluster named {name!r}")
 
 
@@ -503,7 +504,15 @@ def _default_output(experiment: Path) -> Path:
     "--allow-context",
     default=None,
     metavar="NAME",
-    help="Run against this kube context although chaoskit did not make it.",
+    help="Run against this kube context although chaoskit did not make it (only here or "
+    "in CHAOSKIT_ALLOW_CONTEXT, never in an experiment or suite file).",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Reach the cluster through this kubeconfig instead of chaoskit's (only here or "
+    "in CHAOSKIT_KUBECONFIG, never in an experiment or suite file).",
 )
 @click.option(
     "--output",
@@ -520,6 +529,7 @@ def run_cmd(
     seed: str | None,
     variables: tuple[str, ...],
     allow_context: str | None,
+    kubeconfig: Path | None,
     output: Path | None,
 ) -> None:
     """Run a Chaos Toolkit experiment file with chaoskit's timeline and oracle.
@@ -538,6 +548,7 @@ def run_cmd(
         namespaces=namespaces,
         seed=seed,
         allow_context=allow_context,
+        kubeconfig=kubeconfig,
         variables=_key_values("--var", variables),
     )
     for line in lines(outcome.chaoskit):

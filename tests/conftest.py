@@ -1,16 +1,54 @@
-"""Marks every test by its folder: tests/unit -> unit, tests/e2e -> e2e."""
+"""Marks every test by its folder (tests/unit -> unit, tests/e2e -> e2e); e2e is opt-in.
+
+The e2e tests make a real kind cluster (and the images for it): a bare ``pytest`` in a
+user's checkout must not. They run only with ``--e2e`` or ``CHAOSKIT_E2E=1``, as
+``make test`` (scripts/test.sh) and CI pass; otherwise they are deselected, and the
+summary says how many.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 _HERE = Path(__file__).parent
+OPT_IN_ENV = "CHAOSKIT_E2E"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--e2e",
+        action="store_true",
+        default=False,
+        help=f"run tests/e2e too: they make a real kind cluster (also {OPT_IN_ENV}=1)",
+    )
+
+
+def e2e_opted_in(config: pytest.Config) -> bool:
+    return bool(config.getoption("--e2e", default=False)) or os.environ.get(OPT_IN_ENV) == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    opted_in = e2e_opted_in(config)
     for item in items:
-        kind = Path(item.path).relative_to(_HERE).parts[0]
+        path = Path(item.path)
+        kind = path.relative_to(_HERE).parts[0] if path.is_relative_to(_HERE) else ""
         if kind in ("unit", "e2e"):
             item.add_marker(getattr(pytest.mark, kind))
+        if kind == "e2e" and not opted_in:
+            deselected.append(item)
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if e2e_opted_in(config):
+        return "e2e tests: on (they make a real kind cluster)"
+    return f"e2e tests: off (pass --e2e or set {OPT_IN_ENV}=1 to run them)"

@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from chaoskit.cluster.kubeclient import new_client
 from chaoskit.errors import ClusterFailed
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class ClusterHealth:
 
 
 def api_client(kubeconfig: Path) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(kubeconfig))
+    """A client of ``kubeconfig``'s current context; every request has a timeout."""
+    return new_client(kubeconfig)
 
 
 def _condition(conditions: list[Any] | None, kind: str) -> bool:

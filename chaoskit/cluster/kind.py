@@ -63,4 +63,6 @@ class Kind:
         cmd: list[str | Path] = [self.binary, "delete", "cluster", "--name", name]
         if kubeconfig is not None:
             cmd += ["--kubeconfig", kubeconfig]
-        run_logged(cmd, log=log, what=f"kind delete cluster {name}", error=ClusterFailed)
+        run_logged(
+            cmd, log=log, what=f"kind delete cluster {name}", error=ClusterFailed, timeout=600
+        )

@@ -20,6 +20,7 @@ from typing import Any
 from chaoskit.cluster.config import DEFAULT_NAME, ClusterConfig, valid_name
 from chaoskit.cluster.health import ClusterHealth, api_client, read_health, wait_ready
 from chaoskit.cluster.kind import Kind
+from chaoskit.engine.docker import apply_host_sysctls
 from chaoskit.errors import ClusterFailed, InvalidInput
 from chaoskit.progress import Progress
 from chaoskit.settings import Settings
@@ -107,6 +108,9 @@ def up(
     document.pop("name", None)  # --name decides
     cdir.kind_config.write_text(ClusterConfig(config.path, document, 0, 0).render())
 
+    # Only a cluster needs them (inotify for its nodes, forwarding to its network); never
+    # lowered, and not touched by commands that make no cluster.
+    apply_host_sysctls()
     started = time.monotonic()
     try:
         with progress.task(
@@ -153,10 +157,19 @@ def _delete_quietly(kind: Kind, name: str, cdir: ClusterDir) -> None:
     shutil.rmtree(cdir.root, ignore_errors=True)
 
 
-def down(settings: Settings, kind: Kind, name: str) -> bool:
-    """Deletes cluster ``name`` and its folder; False if there was nothing to delete."""
+def down(settings: Settings, kind: Kind, name: str, *, force: bool = False) -> bool:
+    """Deletes cluster ``name`` and its folder; False if there was nothing to delete.
+
+    Only a cluster chaoskit made (it has a folder in chaoskit's cache) is deleted unless
+    ``force``: a kind cluster someone else made is not chaoskit's to remove.
+    """
     cdir = ClusterDir.of(settings, name)
     existed = name in kind.clusters()
+    if existed and not force and not cdir.root.is_dir():
+        raise InvalidInput(
+            f"--name {name}: kind cluster {name!r} was not made by chaoskit (nothing in "
+            f"{cdir.root.parent}): not deleting it; pass --force to delete it anyway"
+        )
     if existed:
         log = settings.log_dir / "clusters" / f"{name}-delete.log"
         kubeconfig = cdir.kubeconfig if cdir.kubeconfig.exists() else None

@@ -29,6 +29,7 @@ from typing import Any
 
 from kubernetes import client
 
+from chaoskit.ctk import operator
 from chaoskit.errors import OperationFailed
 from chaoskit.faults.base import FaultEnv
 from chaoskit.faults.nodes import NodeOps
@@ -56,7 +57,15 @@ KEYS = {
 
 
 def setting(configuration: Mapping[str, Any] | None, key: str) -> Any:
-    """A chaoskit key from the experiment's configuration, else from the environment."""
+    """A chaoskit key from the experiment's configuration, else from the environment.
+
+    Keys that widen the target come from the person running chaoskit only (see
+    :mod:`chaoskit.ctk.operator`); a configuration's value for them is ignored.
+    """
+    if key in operator.OPERATOR_KEYS:
+        if (configuration or {}).get(key) not in (None, ""):
+            logger.warning("ignoring configuration key %s: %s", key, operator.refusal(key))
+        return operator.value(key)
     value = (configuration or {}).get(key)
     if value in (None, ""):
         value = os.environ.get(KEYS[key]) or None

@@ -25,6 +25,7 @@ from typing import Any, get_type_hints
 
 from chaoskit.ctk import context as run_context
 from chaoskit.ctk.actions import FAULT_ACTIONS
+from chaoskit.ctk.operator import OPERATOR_KEYS, give, refusal
 from chaoskit.documents import read_document
 from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.faults import registry, signals
@@ -87,6 +88,10 @@ def _configuration(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
     from chaoslib.exceptions import ChaosException  # noqa: PLC0415
 
     raw = _mapping(path, "configuration", doc.get("configuration") or {})
+    for key in OPERATOR_KEYS:
+        if key in raw:
+            # A shared file must not point chaoskit at another cluster.
+            raise InvalidConfig(path, f"configuration.{key}", refusal(key))
     try:
         return dict(load_configuration(copy.deepcopy(raw)))
     except ChaosException as e:
@@ -283,6 +288,7 @@ def run_experiment_file(
     namespaces: tuple[str, ...] = (),
     seed: str | None = None,
     allow_context: str | None = None,
+    kubeconfig: Path | None = None,
     variables: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Runs ``path`` with chaostoolkit-lib and chaoskit's control; writes ``output``."""
@@ -300,9 +306,10 @@ def run_experiment_file(
             "chaoskit_cluster": cluster,
             "chaoskit_namespaces": ",".join(namespaces) if namespaces else None,
             "chaoskit_seed": seed,
-            "chaoskit_allow_context": allow_context,
         },
     )
+    # Not into the configuration: only the person running chaoskit widens the target.
+    give(allow_context=allow_context, kubeconfig=str(kubeconfig) if kubeconfig else None)
     run_context.reset()
     configuration = load_configuration(copy.deepcopy(doc["configuration"]))
     run_context.configure(configuration, what=str(path))

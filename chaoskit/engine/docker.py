@@ -2,10 +2,10 @@
 
 A user's working daemon is left alone: if ``docker info`` answers and a privileged
 container starts, nothing changes. Otherwise, on Debian-like hosts, chaoskit installs
-Debian's ``docker.io``, registers its runtime wrapper (``chaoskit-runc``, see
-``files/chaoskit-runc``) as the daemon's default runtime and starts ``dockerd`` in the
-background. The wrapper exists for hosts whose capability bounding set lacks
-CAP_SYS_RESOURCE, where every ``docker run --privileged`` fails otherwise.
+Debian's ``docker.io`` and starts ``dockerd`` in the background. Only where the capability
+bounding set lacks CAP_SYS_RESOURCE (every ``docker run --privileged`` fails there) does it
+register its runtime wrapper (``chaoskit-runc``, see ``files/chaoskit-runc``) as the
+daemon's default runtime, and never on a daemon that already runs privileged containers.
 
 Images are built with the legacy builder (``DOCKER_BUILDKIT=0``). BuildKit needs the
 buildx plugin, which neither Debian's docker.io nor a bare docker client ships; without
@@ -27,6 +27,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -75,11 +76,17 @@ def ensure_engine(log_dir: Path) -> None:
 
     Idempotent and cheap when the engine already works (two docker calls). Raises
     :class:`EngineFailed` with the relevant log when the engine cannot be brought up.
+    Kernel settings are not touched here: ``cluster up`` raises those a cluster needs.
     """
-    apply_host_sysctls()
-    if engine_answers() and privileged_container_starts():
+    answers = engine_answers()
+    if answers and privileged_container_starts():
         logger.debug("docker engine answers and runs privileged containers; leaving it alone")
         return
+    plan = plan_engine(
+        answers=answers,
+        lacks_cap_sys_resource=host_lacks_cap_sys_resource(),
+        runs_privileged=answers and daemon_runs_privileged_containers(),
+    )
 
     log_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
@@ -90,17 +97,19 @@ def ensure_engine(log_dir: Path) -> None:
     install_log = log_dir / "engine-install.log"
     if any(shutil.which(command) is None for command in _HOST_COMMANDS):
         install_host_packages(install_log)
-    install_runtime_wrapper()
-    configure_daemon(DAEMON_JSON)
+    if plan.wrap:
+        install_runtime_wrapper()
+        configure_daemon(DAEMON_JSON)
 
     dockerd_log = log_dir / "dockerd.log"
     running = _dockerd_pid()
     if running is not None and engine_answers():
-        # Our configuration is reloadable: SIGHUP makes dockerd re-read daemon.json
-        # (runtimes, default-runtime) without stopping a single container.
-        logger.info("reloading dockerd (pid %d) with runtime %s", running, RUNTIME_NAME)
-        os.kill(running, signal.SIGHUP)
-        time.sleep(1.0)
+        if plan.wrap:
+            # Our configuration is reloadable: SIGHUP makes dockerd re-read daemon.json
+            # (runtimes, default-runtime) without stopping a single container.
+            logger.info("reloading dockerd (pid %d) with runtime %s", running, RUNTIME_NAME)
+            os.kill(running, signal.SIGHUP)
+            time.sleep(1.0)
     else:
         if running is not None:
             # Started but not answering yet: give it the usual time before starting another.
@@ -115,13 +124,68 @@ def ensure_engine(log_dir: Path) -> None:
             _wait_until_answers(dockerd_log, lambda: process.poll() is None)
 
     if not privileged_container_starts():
-        raise EngineFailed(
-            f"a Docker engine answers but a privileged container still cannot start; "
+        hint = (
             f"{DAEMON_JSON} names {RUNTIME_NAME} as the default runtime now: reload or "
-            f"restart the daemon that answers",
+            "restart the daemon that answers"
+            if plan.wrap
+            else "see 'docker run --privileged' on this host"
+        )
+        raise EngineFailed(
+            f"a Docker engine answers but a privileged container still cannot start; {hint}",
             log=dockerd_log,
         )
     logger.info("docker engine ready (%s)", _server_version())
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """What :func:`ensure_engine` does to a host whose engine does not work yet."""
+
+    wrap: bool
+    """Install chaoskit-runc and make it the daemon's default runtime."""
+
+
+def plan_engine(
+    *, answers: bool, lacks_cap_sys_resource: bool, runs_privileged: bool
+) -> EnginePlan:
+    """Decide what to change on a host whose engine cannot run a privileged container yet.
+
+    The runtime wrapper fixes one thing only, a capability bounding set without
+    CAP_SYS_RESOURCE; anywhere else it would be a change to the host that helps nothing.
+    A daemon that already runs privileged containers keeps its default runtime: swapping
+    it under them is not chaoskit's call.
+    """
+    if answers and not lacks_cap_sys_resource:
+        raise EngineFailed(
+            "a Docker engine answers but a privileged container does not start, and this "
+            "host has CAP_SYS_RESOURCE (the only thing chaoskit's runtime wrapper works "
+            "around); see why 'docker run --privileged' fails here"
+        )
+    if answers and runs_privileged:
+        raise EngineFailed(
+            "a Docker engine answers but a privileged container does not start here (the "
+            "host lacks CAP_SYS_RESOURCE), and the daemon already runs privileged "
+            f"containers: chaoskit will not make {RUNTIME_NAME} its default runtime; add "
+            f"it yourself ({RUNTIME_PATH}, see docs/machine.md) or use another daemon"
+        )
+    return EnginePlan(wrap=lacks_cap_sys_resource)
+
+
+def daemon_runs_privileged_containers() -> bool:
+    """True when a running container of the daemon that answers is privileged.
+
+    Unknown (docker does not answer the question) counts as yes: the safe side.
+    """
+    listed = _docker(["ps", "-q"])
+    if listed is None or listed.returncode != 0:
+        return True
+    ids = listed.stdout.split()
+    if not ids:
+        return False
+    inspected = _docker(["inspect", "--format", "{{.HostConfig.Privileged}}", *ids])
+    if inspected is None or inspected.returncode != 0:
+        return True
+    return "true" in inspected.stdout.split()
 
 
 def ensure_build_tools(log_dir: Path) -> None:
@@ -163,18 +227,24 @@ def privileged_container_starts() -> bool:
     return result.returncode == 0
 
 
-def host_lacks_cap_sys_resource() -> bool:
+def host_lacks_cap_sys_resource(status: Path = Path("/proc/self/status")) -> bool:
     """True when this process's capability bounding set lacks CAP_SYS_RESOURCE."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in status.read_text().splitlines():
         if line.startswith("CapBnd:"):
             return not (int(line.split()[1], 16) >> _CAP_SYS_RESOURCE) & 1
     return False
 
 
-def apply_host_sysctls(settings: Mapping[str, int] = HOST_SYSCTLS) -> None:
-    """Raise each kernel setting to at least its value; warn where that is not allowed."""
+def apply_host_sysctls(
+    settings: Mapping[str, int] = HOST_SYSCTLS, root: Path = Path("/proc/sys")
+) -> None:
+    """Raise each kernel setting to at least its value; warn where that is not allowed.
+
+    Called when a cluster is created, not for every engine check; a value already at or
+    above the wanted one is left as it is.
+    """
     for key, wanted in settings.items():
-        path = Path("/proc/sys") / key.replace(".", "/")
+        path = root / key.replace(".", "/")
         try:
             current = int(path.read_text().split()[0])
             if current < wanted:
@@ -240,7 +310,7 @@ def configure_daemon(path: Path = DAEMON_JSON, runtime_path: Path = RUNTIME_PATH
         if not isinstance(loaded, dict):
             raise EngineFailed(f"{path} must hold a JSON object")
         config = loaded
-    merged = merge_daemon_config(config, runtime_path)
+    merged = merge_daemon_config(config, runtime_path, path=path)
     if merged == config and path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,8 +321,20 @@ def configure_daemon(path: Path = DAEMON_JSON, runtime_path: Path = RUNTIME_PATH
     return True
 
 
-def merge_daemon_config(config: Mapping[str, object], runtime_path: Path) -> dict[str, object]:
-    """Return ``config`` with chaoskit's runtime added and made the default."""
+def merge_daemon_config(
+    config: Mapping[str, object], runtime_path: Path, *, path: Path = DAEMON_JSON
+) -> dict[str, object]:
+    """Return a copy of ``config`` with chaoskit's runtime added and made the default.
+
+    Pure: ``config`` is not changed. Every other key and runtime stays; a default runtime
+    the user chose (other than runc or chaoskit's) is an error, not replaced.
+    """
+    current = config.get("default-runtime")
+    if current not in (None, "runc", RUNTIME_NAME):
+        raise EngineFailed(
+            f"{path} makes {current!r} the default runtime; chaoskit will not replace it "
+            f"with {RUNTIME_NAME}: set it yourself if this host needs the wrapper"
+        )
     merged = dict(config)
     runtimes = merged.get("runtimes")
     runtimes = dict(runtimes) if isinstance(runtimes, dict) else {}

@@ -46,6 +46,7 @@ from chaoskit.faults.state import Undo
 from chaoskit.faults.undo import undo_op
 from chaoskit.probes import oracle
 from chaoskit.probes.watch import Informers
+from chaoskit.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,13 @@ class Member:
     name: str
     peer_url: str
     data_dir: str
+
+
+@dataclass
+class _RestorePending:
+    """Whether the drill's recorded restore is still to be done (by rollback or recover)."""
+
+    value: bool = False
 
 
 def _flags(command: list[str]) -> dict[str, str]:
@@ -174,7 +182,50 @@ def restore(nodes: NodeOps, args: dict[str, Any]) -> None:
 
 @undo_op("etcd-restore")
 def _restore_op(nodes: NodeOps, args: dict[str, Any]) -> None:
-    restore(nodes, args)
+    snapshot = Path(args["snapshot"])
+    try:
+        restore(nodes, args)
+    except BaseException:
+        # Kept: 'chaoskit recover' restores from it. Say where, and what it holds.
+        logger.warning(
+            "etcd snapshot %s is kept for 'chaoskit recover'; it holds every Secret of the "
+            "cluster: delete it once the cluster is restored",
+            snapshot,
+        )
+        raise
+    remove_snapshots(
+        nodes, [str(m["node"]) for m in args["members"]], str(args["restore_id"]), snapshot
+    )
+
+
+def remove_snapshots(
+    nodes: NodeOps, node_names: list[str], rid: str, host_snapshot: Path | None
+) -> list[str]:
+    """Removes every copy of the drill's snapshot (each node's, the host's); returns, and
+    warns about, those that could not be removed: they hold every Secret of the cluster."""
+    left: list[str] = []
+    for node in node_names:
+        proc = nodes.sh(
+            node,
+            'rm -f "$1/snapshot-$2.db" "$1"/chaoskit-snapshot-"$2".db',
+            NODE_WORKDIR,
+            rid,
+            what=f"removing the etcd snapshot on {node}",
+            check=False,
+        )
+        if proc.returncode != 0 and "No such container" not in proc.stderr:
+            left.append(f"{node}:{NODE_WORKDIR}/snapshot-{rid}.db")
+    if host_snapshot is not None:
+        try:
+            host_snapshot.unlink(missing_ok=True)
+        except OSError:
+            left.append(str(host_snapshot))
+    if left:
+        logger.warning(
+            "etcd snapshot(s) left behind: %s; they hold every Secret of the cluster: delete them",
+            ", ".join(left),
+        )
+    return left
 
 
 def _cleanup(nodes: NodeOps, members: list[Member], rid: str) -> None:
@@ -238,6 +289,40 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         details: dict[str, Any] = {"victim": victim.label, "members": [m.name for m in members]}
 
         rid = uuid.uuid4().hex[:12]
+        pending = _RestorePending()
+        try:
+            return self._drill(
+                env,
+                members,
+                source=source,
+                rid=rid,
+                desired=desired,
+                details=details,
+                record=record,
+                pending=pending,
+            )
+        finally:
+            if not pending.value:
+                # A pending restore needs the snapshot (rollback, 'chaoskit recover'); its
+                # undo removes it. Otherwise no copy of it may outlive the drill.
+                remove_snapshots(
+                    env.nodes, planes, rid, snapshot_path(env.settings, env.target.cluster, rid)
+                )
+
+    def _drill(
+        self,
+        env: FaultEnv,
+        members: list[Member],
+        *,
+        source: str,
+        rid: str,
+        desired: oracle.DesiredState,
+        details: dict[str, Any],
+        record: Recorder,
+        pending: _RestorePending,
+    ) -> dict[str, Any]:
+        namespace = self.params.namespace
+        planes = [m.node for m in members]
         started = time.monotonic()
         host_snapshot = _snapshot(env, members, source, rid)
         details["snapshot_s"] = round(time.monotonic() - started, 2)
@@ -259,6 +344,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
                 f"restore etcd from {host_snapshot.name} on {', '.join(planes)}",
             )
         )
+        pending.value = True
         marker = f"chaoskit-drill-{rid}"
         self._destroy(env, marker, details)
 
@@ -266,6 +352,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         env.mark("etcd-restore-started", "etcd", {})
         restore(env.nodes, undo_args)
         env.state.mark(change, "undone")
+        pending.value = False
         details["restore_s"] = round(time.monotonic() - started, 2)
         env.mark("etcd-restored", "etcd", {})
 
@@ -288,7 +375,6 @@ class EtcdRestoreDrill(Fault[DrillParams]):
             _check_marker_gone(client.CoreV1Api(quiet), namespace, marker)
             details["written_after_snapshot_gone"] = True
         _cleanup(env.nodes, members, rid)
-        host_snapshot.unlink(missing_ok=True)
         logger.info("etcd restore drill: %s", details)
         return details
 
@@ -304,20 +390,38 @@ class EtcdRestoreDrill(Fault[DrillParams]):
             env.mark("written-after-snapshot", f"configmap/{namespace}/{marker}", {})
 
 
+def snapshot_path(settings: Settings, cluster: str, rid: str) -> Path:
+    """Where the host keeps drill ``rid``'s snapshot while its restore may be needed."""
+    return settings.cache_dir / "state" / "snapshots" / f"{cluster}-{rid}.db"
+
+
 def _snapshot(env: FaultEnv, members: list[Member], source: str, rid: str) -> Path:
     """Takes the snapshot on ``source``, keeps it on the host; stages etcdutl on every member."""
     nodes = env.nodes
-    snapshots = env.settings.cache_dir / "state" / "snapshots"
-    snapshots.mkdir(parents=True, exist_ok=True)
-    host_snapshot = snapshots / f"{env.target.cluster}-{rid}.db"
+    host_snapshot = snapshot_path(env.settings, env.target.cluster, rid)
+    host_snapshot.parent.mkdir(parents=True, exist_ok=True)
     source_member = next(m for m in members if m.node == source)
     in_node = f"{source_member.data_dir}/chaoskit-snapshot-{rid}.db"
-    etcdctl(nodes, source, "snapshot", "save", in_node, timeout=120)
-    nodes.run(
-        ["docker", "cp", f"{source}:{in_node}", str(host_snapshot)],
-        what="copying the snapshot out",
-    )
-    nodes.exec(source, ["rm", "-f", in_node], what="removing the snapshot from the node")
+    try:
+        etcdctl(nodes, source, "snapshot", "save", in_node, timeout=120)
+        nodes.run(
+            ["docker", "cp", f"{source}:{in_node}", str(host_snapshot)],
+            what="copying the snapshot out",
+        )
+    finally:
+        # Inside etcd's data dir it would outlive the drill (and every Secret with it).
+        removed = nodes.exec(
+            source,
+            ["rm", "-f", in_node],
+            what="removing the snapshot from the node",
+            check=False,
+        )
+        if removed.returncode != 0:
+            logger.warning(
+                "etcd snapshot %s:%s left behind; it holds every Secret of the cluster: delete it",
+                source,
+                in_node,
+            )
     for member in members:
         pid = _running_etcd_pid(nodes, member.node, ETCD_RUNNING_TIMEOUT)
         # The member's own image has the matching etcdutl: take it while etcd still runs.

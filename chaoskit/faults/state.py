@@ -9,7 +9,6 @@ update is a locked read-modify-write, written to a temporary file, fsync'd and r
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -19,9 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from chaoskit.locks import file_lock
 from chaoskit.settings import Settings
 
 VERSION = 1
+LOCK_TIMEOUT_S = 60.0
 
 Status = Literal["pending", "undone", "failed"]
 
@@ -105,14 +106,13 @@ class StateFile:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_suffix(".lock")
-        with lock.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        # Held for one read-modify-write only: a minute of waiting means a hung holder.
+        with file_lock(
+            self.path.with_suffix(".lock"),
+            timeout=LOCK_TIMEOUT_S,
+            what=f"the state file of cluster {self.cluster!r}",
+        ):
+            yield
 
     def _read(self) -> dict[str, RunInfo]:
         if not self.path.is_file():

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from chaoskit.cluster.config import DEFAULT_NAME
+from chaoskit.cluster.kubeclient import new_client
 from chaoskit.cluster.lifecycle import ClusterDir, recorded
 from chaoskit.errors import InvalidInput
 from chaoskit.faults.errors import InvalidParam
@@ -46,18 +47,9 @@ class Target:
     def api(self, *, retries: bool = True) -> client.ApiClient:
         """A client of the target; ``retries=False`` for watchers that retry on their own
         (urllib3's retries would only add noise while the API is down)."""
-        configuration = client.Configuration()
-        config.load_kube_config(
-            config_file=str(self.kubeconfig),
-            context=self.context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
         # Every informer holds a watch connection; the default pool of 10 is too small.
-        configuration.connection_pool_maxsize = 64
-        if not retries:
-            configuration.retries = False
-        return client.ApiClient(configuration)
+        # Every request has a timeout (chaoskit.cluster.kubeclient).
+        return new_client(self.kubeconfig, context=self.context, retries=retries, pool=64)
 
     def check_namespace(self, namespace: str, field: str = "namespace") -> None:
         if namespace not in self.namespaces:

@@ -16,6 +16,9 @@ from chaoskit.errors import BuildFailed
 from chaoskit.proc import capture, run_logged
 
 KEY_LABEL = "io.chaoskit.build-key"
+BUILD_TIMEOUT_S = 3600.0
+"""One ``docker build``: generous for a cold build that compiles on 2 cores; only a hung
+build reaches it."""
 BUILD_ENV = {"DOCKER_BUILDKIT": "0"}
 
 
@@ -72,4 +75,11 @@ def build_image(
     for name, value in (build_args or {}).items():
         cmd += ["--build-arg", f"{name}={value}"]
     cmd.append(str(context))
-    run_logged(cmd, log=log, what=f"building image {tags[0]}", error=BuildFailed, env=BUILD_ENV)
+    run_logged(
+        cmd,
+        log=log,
+        what=f"building image {tags[0]}",
+        error=BuildFailed,
+        env=BUILD_ENV,
+        timeout=BUILD_TIMEOUT_S,
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from chaoskit.images.steps import (
     is_done,
     run_step,
 )
-from chaoskit.proc import capture, run_logged
+from chaoskit.proc import capture, run_logged, run_pipe
 from chaoskit.progress import Progress
 from chaoskit.settings import Settings
 
@@ -53,6 +52,11 @@ PAUSE_IMAGE = f"{REGISTRY}/pause:{versions.PAUSE}"
 FLANNEL_IMAGE = f"chaoskit/flannel:{versions.FLANNEL}"
 PROBE_IMAGE = "chaoskit/probe:1"
 """The test workload; loaded into clusters with ``kind load`` when a test needs it."""
+
+PULL_TIMEOUT_S = 1800.0
+"""``docker pull`` of kind's node image (~1 GB): slow links take minutes, never an hour."""
+PRELOAD_TIMEOUT_S = 1800.0
+"""``docker save | ctr import`` of the component images into the node image (~1 GB)."""
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 PRELOADED_COMPONENTS = (
@@ -153,6 +157,7 @@ def _rootfs_step(name: str, image: str, packages: str, description: str) -> Step
             log=log,
             what=f"importing {image}",
             error=BuildFailed,
+            timeout=1800,
         )
         ctx = work / "ctx"
         ctx.mkdir(exist_ok=True)
@@ -381,35 +386,29 @@ def preload_images(base: str, target: str, images: list[str], *, key: str, log: 
             what="waiting for containerd",
             error=BuildFailed,
         )
-        with log.open("ab") as out:
-            save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE, stderr=out)
-            importer = subprocess.run(
-                [
-                    "docker",
-                    "exec",
-                    "-i",
-                    name,
-                    "ctr",
-                    "-n",
-                    "k8s.io",
-                    "images",
-                    "import",
-                    "--label=io.cri-containerd.pinned=pinned",
-                    "--all-platforms",
-                    "--no-unpack",
-                    "--digests",
-                    "-",
-                ],
-                stdin=save.stdout,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-            if save.stdout is not None:
-                save.stdout.close()
-            save_code = save.wait()
-        if save_code != 0 or importer.returncode != 0:
-            raise BuildFailed("importing component images into the node image failed", log=log)
+        run_pipe(
+            ["docker", "save", *images],
+            [
+                "docker",
+                "exec",
+                "-i",
+                name,
+                "ctr",
+                "-n",
+                "k8s.io",
+                "images",
+                "import",
+                "--label=io.cri-containerd.pinned=pinned",
+                "--all-platforms",
+                "--no-unpack",
+                "--digests",
+                "-",
+            ],
+            log=log,
+            what="importing component images into the node image (docker save | ctr import)",
+            error=BuildFailed,
+            timeout=PRELOAD_TIMEOUT_S,
+        )
         run_logged(
             ["docker", "exec", name, "ctr", "-n", "k8s.io", "images", "list", "-q"],
             log=log,
@@ -719,6 +718,7 @@ def build_all(settings: Settings, *, source: Source, progress: Progress) -> Imag
                     log=env.log("pull-node"),
                     what=f"pulling {image}",
                     error=BuildFailed,
+                    timeout=PULL_TIMEOUT_S,
                 )
         return ImageSet(node=image, source="upstream")
     return ImageSet(node=NODE_IMAGE, source="local")

@@ -8,7 +8,6 @@ and its outputs are still there (a wiped Docker engine loses images but not stam
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaoskit.errors import BuildFailed
+from chaoskit.locks import file_lock
 from chaoskit.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -129,20 +129,24 @@ def is_done(env: BuildEnv, step: Step, key: str) -> bool:
     return stamp.is_file() and stamp.read_text().strip() == key and step.present(env, key)
 
 
+BUILD_LOCK_TIMEOUT_S = 7200.0
+"""How long a second build waits for the first: above a whole cold build (~40 min)."""
+
+
 @contextmanager
 def build_lock(env: BuildEnv, progress: Progress) -> Iterator[None]:
     """One build at a time per cache: a second chaoskit waits instead of racing the first."""
-    env.cache_dir.mkdir(parents=True, exist_ok=True)
-    with (env.cache_dir / "build.lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            with progress.task("waiting for another chaoskit build to finish"):
-                fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def waiting(pid: int | None) -> None:
+        progress.note(f"waiting for another chaoskit build to finish (pid {pid})")
+
+    with file_lock(
+        env.cache_dir / "build.lock",
+        timeout=BUILD_LOCK_TIMEOUT_S,
+        what="another chaoskit build",
+        on_wait=waiting,
+    ):
+        yield
 
 
 @dataclass(frozen=True)
