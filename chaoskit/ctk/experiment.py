@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from chaoskit.ctk import CHAOSKIT_MODULES
 from chaoskit.ctk import context as run_context
 from chaoskit.ctk.actions import FAULT_ACTIONS
 from chaoskit.documents import read_document
@@ -34,7 +35,6 @@ from chaoskit.faults.params import coerce, parse, unset
 logger = logging.getLogger(__name__)
 
 CONTROL_MODULE = "chaoskit.ctk.control"
-CHAOSKIT_MODULES = ("chaoskit.ctk.actions", "chaoskit.ctk.probes", "chaoskit.ctk.datatier")
 CONTROL = {"name": "chaoskit", "provider": {"type": "python", "module": CONTROL_MODULE}}
 TOP_LEVEL = frozenset(
     {
