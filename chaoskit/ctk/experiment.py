@@ -31,6 +31,7 @@ from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.faults import registry, signals
 from chaoskit.faults.errors import InvalidParam
 from chaoskit.faults.params import coerce, parse, unset
+from chaoskit.results import RunResults
 
 logger = logging.getLogger(__name__)
 
@@ -246,8 +247,18 @@ class RunOutcome:
     journal: dict[str, Any]
 
     @property
+    def results(self) -> RunResults | None:
+        return RunResults.from_dict(self.chaoskit) if self.chaoskit else None
+
+    @property
+    def rollback_problem(self) -> str | None:
+        """A failed undo: what is still changed and how to undo it (None if all undone)."""
+        return self.results.rollback_problem() if self.results else None
+
+    @property
     def ok(self) -> bool:
-        return self.status == "completed" and not self.deviated
+        # A run whose undo failed left the cluster changed: it failed, whatever the oracle.
+        return self.status == "completed" and not self.deviated and not self.rollback_problem
 
 
 def _apply_overrides(

@@ -194,7 +194,9 @@ def run_trial(
             verdict.problems.append(f"SLO {slo.get('name')}: {slo.get('reason') or 'failed'}")
         elif slo.get("status") == "error":
             verdict.errors.append(f"SLO {slo.get('name')}: {slo.get('reason') or 'no data'}")
-    record.reasons = verdict.problems + verdict.errors
+    record.reasons = ([verdict.rollback] if verdict.rollback else []) + (
+        verdict.problems + verdict.errors
+    )
     record.status = verdict.status
     _write(trial_dir, record)
     return record
@@ -207,9 +209,15 @@ class _Verdict:
     errors: list[str] = field(default_factory=list)
     """What kept the harness from judging: the trial errored."""
     experiment_ok: bool = False
+    rollback: str | None = None
+    """The experiment's undo failed: the cluster is left changed, so whatever the trial
+    measured, the harness did not finish its job (errored, and the reason says how to
+    recover)."""
 
     @property
     def status(self) -> str:
+        if self.rollback:
+            return ERRORED
         if self.problems:
             return FAILED
         if self.errors or not self.experiment_ok:
@@ -283,7 +291,10 @@ def _experiment(
     if record.fault.get("recovered_at"):
         record.mark("recovered", "desired state back", record.fault["recovered_at"])
     verdict.experiment_ok = outcome.ok
+    verdict.rollback = outcome.rollback_problem
     if outcome.ok:
+        return
+    if verdict.rollback and outcome.status == "completed" and not outcome.deviated:
         return
     verdict.problems.append(f"experiment {state}")
     verdict.problems += failures(outcome.journal)
