@@ -34,9 +34,10 @@ from chaoskit.load.profiles import find_profile
 from chaoskit.progress import Progress
 from chaoskit.report import render
 from chaoskit.report.slo import evaluate_trial, validate_slos
+from chaoskit.results import ERRORED, PASSED
 from chaoskit.settings import Settings
 from chaoskit.suite.spec import Suite
-from chaoskit.suite.trial import ERRORED, PASSED, TrialRecord, TrialTarget, run_trial
+from chaoskit.suite.trial import TrialRecord, TrialTarget, run_trial
 from chaoskit.topology import deploy, spread
 from chaoskit.topology.catalog import find_topology
 
@@ -249,7 +250,7 @@ def _respread(target: TrialTarget, progress: Progress) -> None:
 def trial_line(record: TrialRecord) -> str:
     """One line per trial for the console."""
     parts = [f"{record.experiment} trial {record.trial}: {record.status}"]
-    recovery = record.fault.get("recovery_s")
+    recovery = record.fault.recovery_s
     if recovery is not None:
         parts.append(f"recovered in {recovery:.1f} s")
     if record.load:

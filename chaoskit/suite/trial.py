@@ -32,12 +32,20 @@ from chaoskit.ctk.summary import failures
 from chaoskit.errors import ChaoskitError
 from chaoskit.load.profiles import find_profile
 from chaoskit.load.runner import LoadResult, LoadRun, LoadSpec, write_outputs
+from chaoskit.results import (
+    ERRORED,
+    FAILED,
+    PASSED,
+    FaultWindow,
+    RunResults,
+    TrialResult,
+    TrialStatus,
+)
 from chaoskit.suite.spec import ExperimentEntry, LoadSettings, Suite
 from chaoskit.topology.shopdb import ledger
 
 logger = logging.getLogger(__name__)
 
-PASSED, FAILED, ERRORED = "passed", "failed", "errored"
 SALE_LEAD = 5.0
 """flash_sale: seconds between the sale opening and the experiment starting."""
 LEDGER_SETTLE = 180.0
@@ -61,15 +69,17 @@ class TrialTarget:
 
 @dataclass
 class TrialRecord:
+    """A trial while it runs; :meth:`to_result` is what ``trial.json`` holds."""
+
     experiment: str
     file: str
     trial: int
     seed: str
     started_at: float
-    status: str = ERRORED
+    status: TrialStatus = ERRORED
     reasons: list[str] = field(default_factory=list)
     ended_at: float | None = None
-    fault: dict[str, Any] = field(default_factory=dict)
+    fault: FaultWindow = field(default_factory=FaultWindow)
     load: dict[str, Any] | None = None
     load_error: str | None = None
     ledger: dict[str, Any] | None = None
@@ -83,55 +93,34 @@ class TrialRecord:
             {"t": at if at is not None else time.time(), "kind": kind, "label": label}
         )
 
+    def to_result(self) -> TrialResult:
+        return TrialResult(
+            experiment=self.experiment,
+            file=self.file,
+            trial=self.trial,
+            seed=self.seed,
+            started_at=self.started_at,
+            status=self.status,
+            reasons=tuple(self.reasons),
+            ended_at=self.ended_at,
+            fault=self.fault,
+            load=self.load,
+            load_error=self.load_error,
+            ledger=self.ledger,
+            ledger_error=self.ledger_error,
+            slos=tuple(self.slos),
+            prometheus_url=self.prometheus_url,
+            markers=tuple(self.markers),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "experiment": self.experiment,
-            "file": self.file,
-            "trial": self.trial,
-            "seed": self.seed,
-            "status": self.status,
-            "reasons": self.reasons,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "fault": self.fault,
-            "load": self.load,
-            "load_error": self.load_error,
-            "ledger": self.ledger,
-            "ledger_error": self.ledger_error,
-            "slos": self.slos,
-            "prometheus_url": self.prometheus_url,
-            "markers": sorted(self.markers, key=lambda m: float(m["t"])),
-        }
+        return self.to_result().to_dict()
 
 
 def trial_seed(suite_seed: str, experiment: str, trial: int) -> str:
     """The same suite seed picks the same victims in the same trial, and other victims in
     other trials."""
     return f"{suite_seed}-{experiment}-{trial}"
-
-
-def fault_window(chaoskit: dict[str, Any] | None) -> dict[str, Any]:
-    """When the first fault was injected and when the desired state held again after the
-    last one (epoch seconds), from chaoskit's results in a run's output."""
-    injections = (chaoskit or {}).get("injections") or []
-    recoveries = (chaoskit or {}).get("recovery") or []
-    if not injections:
-        return {"injected_at": None, "recovered_at": None, "recovery_s": None}
-    injected = min(float(i["injected_at"]) for i in injections)
-    ends: list[float] = []
-    for injection, recovery in zip(injections, recoveries, strict=False):
-        after = recovery.get("recovered_after_s")
-        if after is None:
-            return {"injected_at": injected, "recovered_at": None, "recovery_s": None}
-        ends.append(float(injection["injected_at"]) + float(after))
-    if not ends:
-        return {"injected_at": injected, "recovered_at": None, "recovery_s": None}
-    recovered = max(ends)
-    return {
-        "injected_at": injected,
-        "recovered_at": recovered,
-        "recovery_s": round(recovered - injected, 3),
-    }
 
 
 def _load_spec(settings: LoadSettings, target: TrialTarget, out_dir: Path, run_id: str) -> LoadSpec:
@@ -215,7 +204,7 @@ class _Verdict:
     recover)."""
 
     @property
-    def status(self) -> str:
+    def status(self) -> TrialStatus:
         if self.rollback:
             return ERRORED
         if self.problems:
@@ -285,11 +274,11 @@ def _experiment(
     )
     state = "deviated" if outcome.deviated else outcome.status
     record.mark("experiment-ended", state)
-    record.fault = fault_window(outcome.chaoskit)
-    if record.fault.get("injected_at"):
-        record.mark("fault-injected", "first fault injected", record.fault["injected_at"])
-    if record.fault.get("recovered_at"):
-        record.mark("recovered", "desired state back", record.fault["recovered_at"])
+    record.fault = RunResults.from_dict(outcome.chaoskit or {}).fault_window()
+    if record.fault.injected_at:
+        record.mark("fault-injected", "first fault injected", record.fault.injected_at)
+    if record.fault.recovered_at:
+        record.mark("recovered", "desired state back", record.fault.recovered_at)
     verdict.experiment_ok = outcome.ok
     verdict.rollback = outcome.rollback_problem
     if outcome.ok:

@@ -16,8 +16,9 @@ from chaoskit.ctk.experiment import RunOutcome
 from chaoskit.errors import OperationFailed
 from chaoskit.faults.state import StateFile, Undo
 from chaoskit.pytest_plugin import ExperimentFailed
+from chaoskit.results import ERRORED
 from chaoskit.suite import trial
-from chaoskit.suite.trial import ERRORED, TrialRecord, _experiment, _Verdict
+from chaoskit.suite.trial import TrialRecord, _experiment, _Verdict
 
 UNDO = Undo("docker-start", {"container": "kind1-worker"}, "docker start kind1-worker")
 
