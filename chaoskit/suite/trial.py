@@ -87,6 +87,8 @@ class TrialRecord:
     slos: list[dict[str, Any]] = field(default_factory=list)
     prometheus_url: str | None = None
     markers: list[dict[str, Any]] = field(default_factory=list)
+    system_recovered: bool | None = None
+    system_check: str | None = None
 
     def mark(self, kind: str, label: str, at: float | None = None) -> None:
         self.markers.append(
@@ -111,6 +113,8 @@ class TrialRecord:
             slos=tuple(self.slos),
             prometheus_url=self.prometheus_url,
             markers=tuple(self.markers),
+            system_recovered=self.system_recovered,
+            system_check=self.system_check,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,7 +177,7 @@ def run_trial(
     )
     if measured is not None:
         _check_ledger(target, measured, record, verdict)
-        _write(trial_dir, record)  # the SLOs read the ledger from trial.json
+        write_record(trial_dir, record)  # the SLOs read the ledger from trial.json
     try:
         record.slos = evaluate_slos(trial_dir, entry.slos, target.prometheus)
     except ChaoskitError as e:
@@ -187,7 +191,7 @@ def run_trial(
         verdict.problems + verdict.errors
     )
     record.status = verdict.status
-    _write(trial_dir, record)
+    write_record(trial_dir, record)
     return record
 
 
@@ -252,7 +256,7 @@ def _run_under_load(
             if problem and not any(problem.endswith(e) for e in verdict.errors):
                 verdict.errors.append(problem)
         record.ended_at = time.time()
-        _write(trial_dir, record)
+        write_record(trial_dir, record)
     return measured
 
 
@@ -324,6 +328,6 @@ def _check_ledger(
         verdict.problems.append(f"ledger: {report.summary()}")
 
 
-def _write(trial_dir: Path, record: TrialRecord) -> None:
+def write_record(trial_dir: Path, record: TrialRecord) -> None:
     path = trial_dir / "trial.json"
     path.write_text(json.dumps(record.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
