@@ -534,8 +534,8 @@ def run_cmd(
 ) -> None:
     """Run a Chaos Toolkit experiment file with chaoskit's timeline and oracle.
 
-    Exit 0 if the steady state held before and after, 1 if not (or a fault failed),
-    2 if the file or an argument is wrong.
+    Exit 0 if the steady state held before and after, 1 if not (or a fault failed, or
+    its rollback left something changed), 2 if the file or an argument is wrong.
     """
     from chaoskit.ctk.experiment import run_experiment_file
     from chaoskit.ctk.summary import failures, lines

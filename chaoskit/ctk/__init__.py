@@ -16,7 +16,11 @@ from chaoskit import __version__
 from chaoskit.faults import registry
 from chaoskit.faults.params import describe, type_name
 
-__all__ = ["discover"]
+__all__ = ["CHAOSKIT_MODULES", "discover"]
+
+CHAOSKIT_MODULES = ("chaoskit.ctk.actions", "chaoskit.ctk.probes", "chaoskit.ctk.datatier")
+"""The modules an experiment may call chaoskit's actions and probes from (the one list:
+validation checks calls into these, and the control stops a run when one of them fails)."""
 
 _MODULES = {"action": "chaoskit.ctk.actions", "probe": "chaoskit.ctk.probes"}
 

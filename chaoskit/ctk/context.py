@@ -41,6 +41,7 @@ from chaoskit.probes import oracle
 from chaoskit.probes.oracle import DesiredState, Verdict
 from chaoskit.probes.timeline import API_PROBE_TIMEOUT, Timeline, recovery
 from chaoskit.probes.watch import Informers
+from chaoskit.results import InjectionResult, RecoveryResult, RunResults, VerdictResult
 from chaoskit.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def _injection_window(injections: list[Injection], index: int) -> float:
     return float("inf")
 
 
-def results(ctx: RunContext) -> dict[str, Any]:
+def results(ctx: RunContext, rollback_error: str = "") -> RunResults:
     """What chaoskit adds to the journal: target, victims, timeline, recovery, verdicts."""
     events = ctx.timeline.events()
     injections = ctx.session.injections
@@ -219,6 +220,8 @@ def results(ctx: RunContext) -> dict[str, Any]:
             namespaces=ctx.target.namespaces,
             until=_injection_window(injections, index),
         )
+        recovered_after: float | None = None
+        after_rollback: float | None = None
         after = [
             v.verdict
             for v in ctx.verdicts
@@ -237,25 +240,32 @@ def results(ctx: RunContext) -> dict[str, Any]:
                     and injection.injected_at <= e.at <= after[0].judged_at
                 ),
             )
-            summary["recovered_after_s"] = round(back - injection.injected_at, 3)
+            recovered_after = round(back - injection.injected_at, 3)
             if injection.rolled_back_at is not None:
-                summary["recovered_after_rollback_s"] = round(
-                    max(back - injection.rolled_back_at, 0.0), 3
-                )
-        per_injection.append(summary)
-    return {
-        "run_id": ctx.env.run_id,
-        "cluster": ctx.target.cluster,
-        "context": ctx.target.context,
-        "namespaces": list(ctx.target.namespaces),
-        "seed": ctx.seed,
-        "started_at": ctx.started_at,
-        "desired_state": ctx.desired.to_dict() if ctx.desired else None,
-        "injections": [i.to_dict() for i in injections],
-        "recovery": per_injection,
-        "verdicts": [v.to_dict() for v in ctx.verdicts],
-        "timeline": [e.to_dict() for e in events],
-    }
+                after_rollback = round(max(back - injection.rolled_back_at, 0.0), 3)
+        per_injection.append(RecoveryResult(recovered_after, after_rollback, summary))
+    still_changed: tuple[str, ...] = ()
+    if rollback_error:
+        try:
+            pending = ctx.env.state.pending(ctx.env.run_id)
+            still_changed = tuple(f"{c.victim}: {c.undo.description}" for c in pending)
+        except OSError as e:  # the results still name the rollback error
+            logger.error("reading what is still changed: %s", e)
+    return RunResults(
+        run_id=ctx.env.run_id,
+        cluster=ctx.target.cluster,
+        context=ctx.target.context,
+        namespaces=tuple(ctx.target.namespaces),
+        seed=ctx.seed,
+        started_at=ctx.started_at,
+        desired_state=ctx.desired.to_dict() if ctx.desired else None,
+        injections=tuple(InjectionResult.from_dict(i.to_dict()) for i in injections),
+        recovery=tuple(per_injection),
+        verdicts=tuple(VerdictResult.from_dict(v.to_dict()) for v in ctx.verdicts),
+        timeline=tuple(e.to_dict() for e in events),
+        rollback_error=rollback_error,
+        still_changed=still_changed,
+    )
 
 
 def finish() -> dict[str, Any] | None:
@@ -270,11 +280,10 @@ def finish() -> dict[str, Any] | None:
         try:
             ctx.session.close()
         except Exception as e:  # noqa: BLE001 - reported in the results, and recover can retry
-            rollback_error = str(e)
+            rollback_error = str(e) or type(e).__name__
             logger.error("rollback at the end of the run: %s", e)
         ctx.timeline.mark("run-finished", "chaoskit", {})
-        result = results(ctx)
-        result["rollback_error"] = rollback_error
+        result = results(ctx, rollback_error).to_dict()
         ctx.timeline.stop()
         ctx.informers.stop()
         ctx.finished = result

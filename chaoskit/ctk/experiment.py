@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from chaoskit.ctk import CHAOSKIT_MODULES
 from chaoskit.ctk import context as run_context
 from chaoskit.ctk.actions import FAULT_ACTIONS
 from chaoskit.ctk.operator import OPERATOR_KEYS, give, refusal
@@ -31,11 +32,11 @@ from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.faults import registry, signals
 from chaoskit.faults.errors import InvalidParam
 from chaoskit.faults.params import coerce, parse, unset
+from chaoskit.results import RunResults
 
 logger = logging.getLogger(__name__)
 
 CONTROL_MODULE = "chaoskit.ctk.control"
-CHAOSKIT_MODULES = ("chaoskit.ctk.actions", "chaoskit.ctk.probes", "chaoskit.ctk.datatier")
 CONTROL = {"name": "chaoskit", "provider": {"type": "python", "module": CONTROL_MODULE}}
 TOP_LEVEL = frozenset(
     {
@@ -251,8 +252,18 @@ class RunOutcome:
     journal: dict[str, Any]
 
     @property
+    def results(self) -> RunResults | None:
+        return RunResults.from_dict(self.chaoskit) if self.chaoskit else None
+
+    @property
+    def rollback_problem(self) -> str | None:
+        """A failed undo: what is still changed and how to undo it (None if all undone)."""
+        return self.results.rollback_problem() if self.results else None
+
+    @property
     def ok(self) -> bool:
-        return self.status == "completed" and not self.deviated
+        # A run whose undo failed left the cluster changed: it failed, whatever the oracle.
+        return self.status == "completed" and not self.deviated and not self.rollback_problem
 
 
 def _apply_overrides(

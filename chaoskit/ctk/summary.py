@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chaoskit.results import RunResults
+
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)+[A-Za-z_]\w*: ")
 
 
@@ -100,8 +102,9 @@ def lines(result: dict[str, Any] | None) -> list[str]:
                 out.append(f"  {detail.get('victim', '')}: {', '.join(timings)}")
         out += _recovery_lines(rec)
     out += _verdict_lines(result.get("verdicts", []))
-    if result.get("rollback_error"):
-        out.append(f"rollback: {result['rollback_error']}")
+    problem = RunResults.from_dict(result).rollback_problem()
+    if problem:
+        out.append(problem)
     return out
 
 

@@ -440,9 +440,24 @@ def wait_converged(
                     held = Verdict(True, (), seen, round(now - started, 3), judged_at=time.time())
                     held_since = now
                 to_hold = stable_for - (now - held_since)
-                if to_hold <= 0 or now >= deadline:
+                if to_hold <= 0:
                     held_for = f"held for {now - held_since:.0f} s" if stable_for else ""
                     return replace(held, notes=tuple(n for n in (*lapses, held_for) if n))
+                if now >= deadline:
+                    # Holding at the deadline is not recovered: it never held for stable_for.
+                    at = time.time()
+                    problem = (
+                        f"the desired state held only {now - held_since:.1f} s of the required "
+                        f"stable_for {stable_for:g} s before the {timeout:g} s deadline"
+                    )
+                    return Verdict(
+                        False,
+                        (problem,),
+                        at,
+                        round(now - started, 3),
+                        judged_at=at,
+                        notes=tuple(lapses),
+                    )
                 wake.wait(min(to_hold, deadline - now, RECHECK_S))
                 continue
             if held is not None:

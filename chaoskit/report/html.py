@@ -117,6 +117,9 @@ def _header(summary: Mapping[str, Any]) -> str:
         ),
         ("lost orders", _e(totals["lost_orders"])),
     ]
+    if summary.get("system_not_back"):
+        after = ", ".join(summary["system_not_back"])
+        rows.append(("system", _e(f"did not come back (not serving end to end) after {after}")))
     info = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     reasons = ""
     if summary["reasons"]:

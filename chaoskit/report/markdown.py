@@ -54,6 +54,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             f"| {_spread(agg['recovery_s'])} | {_spread(agg['error_rate_pct'])} "
             f"| {_spread(agg['p99_ms'], 0)} | {slos['pass']}/{slos['fail']}/{slos['error']} |"
         )
+    if summary.get("system_not_back"):
+        after = ", ".join(_cell(t) for t in summary["system_not_back"])
+        lines += ["", f"**The system did not come back** (not serving end to end) after {after}."]
     if summary["reasons"]:
         lines += ["", "### Why it fails", ""]
         shown = summary["reasons"][:MAX_REASONS]

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from chaoskit.load.timeseries import AGGREGATED
+from chaoskit.results import FaultWindow, RunResults, number
 
 
 @dataclass(frozen=True)
@@ -35,56 +36,19 @@ class Pad:
 DEFAULT_PAD = Pad()
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return None if math.isnan(value) or math.isinf(value) else float(value)
+_number = number
 
-
-@dataclass(frozen=True)
-class Fault:
-    """When the fault hit and when the desired state was back (epoch seconds)."""
-
-    injected_at: float | None
-    recovered_at: float | None
-
-    @property
-    def recovery_s(self) -> float | None:
-        if self.injected_at is None or self.recovered_at is None:
-            return None
-        return round(self.recovered_at - self.injected_at, 3)
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "injected_at": self.injected_at,
-            "recovered_at": self.recovered_at,
-            "recovery_s": self.recovery_s,
-        }
+Fault = FaultWindow
+"""When the fault hit and when the desired state was back (the one model, in
+:mod:`chaoskit.results`)."""
 
 
 def fault_of(trial: Mapping[str, Any], chaoskit: Mapping[str, Any]) -> Fault:
     """trial.json's ``fault`` if the runner wrote one, else derived from result.json."""
     given = trial.get("fault")
     if isinstance(given, Mapping) and _number(given.get("injected_at")) is not None:
-        injected = _number(given.get("injected_at"))
-        recovered = _number(given.get("recovered_at"))
-        if recovered is None and injected is not None:
-            recovery = _number(given.get("recovery_s"))
-            recovered = injected + recovery if recovery is not None else None
-        return Fault(injected, recovered)
-    injections = [i for i in chaoskit.get("injections") or [] if isinstance(i, Mapping)]
-    starts = [t for i in injections if (t := _number(i.get("injected_at"))) is not None]
-    if not starts:
-        return Fault(None, None)
-    ends: list[float] = []
-    for injection, rec in zip(injections, chaoskit.get("recovery") or [], strict=False):
-        at, after = _number(injection.get("injected_at")), _number(rec.get("recovered_after_s"))
-        if at is None or after is None:
-            return Fault(min(starts), None)
-        ends.append(at + after)
-    if len(ends) < len(starts):
-        return Fault(min(starts), None)
-    return Fault(min(starts), max(ends))
+        return FaultWindow.from_dict(given)
+    return RunResults.from_dict(chaoskit).fault_window()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from chaoskit.report.metrics import (
 )
 from chaoskit.report.rundir import RESULT_FILE, RUN_FILE, TRIAL_FILE, Run, Trial
 from chaoskit.report.slo import SLO, evaluate, load_slos, lost_total
+from chaoskit.results import TrialResult
 
 SCHEMA = "chaoskit.summary/v1"
 SUMMARY_FILE = "summary.json"
@@ -147,6 +148,7 @@ def trial_summary(run: Run, trial: Trial, slos: tuple[SLO, ...]) -> dict[str, An
         "ledger": _ledger(info),
         "load": _load(info),
         "errors": {"load": info.get("load_error"), "ledger": info.get("ledger_error")},
+        "system_recovered": TrialResult.from_dict(info).system_recovered,
         "files": {
             "trial": _relative(trial.path / TRIAL_FILE, run.path),
             "result": _relative(trial.path / RESULT_FILE, run.path),
@@ -225,6 +227,12 @@ def build_summary(run: Run) -> dict[str, Any]:
         },
         "slos": [s.to_dict() for s in slos],
         "experiments": experiments,
+        "system_not_back": [
+            f"{e['name']} trial {t['trial']}"
+            for e in experiments
+            for t in e["trials"]
+            if t.get("system_recovered") is False
+        ],
     }
     cleaned: dict[str, Any] = _clean(summary)
     return cleaned

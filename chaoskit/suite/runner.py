@@ -34,15 +34,20 @@ from chaoskit.load.profiles import find_profile
 from chaoskit.progress import Progress
 from chaoskit.report import render
 from chaoskit.report.slo import evaluate_trial, validate_slos
+from chaoskit.results import ERRORED, FAILED, PASSED
 from chaoskit.settings import Settings
 from chaoskit.suite.spec import Suite
-from chaoskit.suite.trial import ERRORED, PASSED, TrialRecord, TrialTarget, run_trial
+from chaoskit.suite.trial import TrialRecord, TrialTarget, run_trial, write_record
 from chaoskit.topology import deploy, spread
 from chaoskit.topology.catalog import find_topology
 
 logger = logging.getLogger(__name__)
 
 FRESH, REUSE = "fresh", "reuse"
+
+ServingCheck = Callable[[float], None]
+"""Proves the system under test serves end to end within the given seconds (what
+``chaoskit deploy --check`` does); raises ChaoskitError (or an API/OS error) if not."""
 
 
 def new_run_id(suite: Suite) -> str:
@@ -165,8 +170,13 @@ def run_suite(
     run_id: str,
     progress: Progress,
     on_trial: Callable[[int, int, TrialRecord], None] | None = None,
+    check_serving: ServingCheck | None = None,
 ) -> SuiteRun:
-    """Every experiment x trial, in order; the report is written whatever happens."""
+    """Every experiment x trial, in order; the report is written whatever happens.
+
+    After each trial the system must serve end to end again within the suite's
+    ``serving_deadline``; if it does not, that trial failed, and the trials after it are
+    skipped (on a broken system they would measure nothing)."""
     run = SuiteRun(suite, run_id, out_dir)
     started = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,8 +190,10 @@ def run_suite(
         prometheus=prepared.prometheus,
         run_id=run_id,
     )
+    if check_serving is None:
+        check_serving = _deploy_check(target, progress)
     try:
-        _run_trials(run, target, prepared, progress, on_trial)
+        _run_trials(run, target, prepared, progress, on_trial, check_serving=check_serving)
     except KeyboardInterrupt:
         run.interrupted = True
         raise
@@ -201,11 +213,18 @@ def _run_trials(
     prepared: Prepared,
     progress: Progress,
     on_trial: Callable[[int, int, TrialRecord], None] | None,
+    *,
+    check_serving: ServingCheck,
 ) -> None:
     total = run.suite.trial_count
     done = 0
+    broken: str | None = None
     with remembering_stops() as stop:
         for entry in run.suite.experiments:
+            if broken is not None:
+                run.skipped.append((entry.name, broken))
+                progress.note(f"{entry.name}: skipped ({broken})")
+                continue
             why = entry.requires.unmet(prepared.control_planes, prepared.workers)
             if why is not None:
                 run.skipped.append((entry.name, why))
@@ -213,21 +232,58 @@ def _run_trials(
                 done += entry.trials
                 continue
             for number in range(1, entry.trials + 1):
+                if broken is not None:
+                    run.skipped.append((entry.name, f"trials {number}-{entry.trials} {broken}"))
+                    break
                 done += 1
                 _respread(target, progress)
+                trial_dir = run.out_dir / "trials" / entry.name / str(number)
                 with progress.task(f"[{done}/{total}] {entry.name} trial {number}/{entry.trials}"):
-                    record = run_trial(
-                        target,
-                        entry,
-                        number,
-                        run.out_dir / "trials" / entry.name / str(number),
-                        evaluate_trial,
+                    record = run_trial(target, entry, number, trial_dir, evaluate_trial)
+                if stop.requested:  # chaoslib swallowed the Ctrl-C: stop the suite here
+                    run.records.append(record)
+                    raise KeyboardInterrupt
+                deadline = run.suite.serving_deadline
+                with progress.task(f"checking the system serves again (within {deadline:g} s)"):
+                    serving = judge_serving(record, trial_dir, check_serving, deadline)
+                if not serving:
+                    broken = (
+                        f"not run: the system did not come back after {entry.name} trial {number}"
                     )
                 run.records.append(record)
                 if on_trial is not None:
                     on_trial(done, total, record)
-                if stop.requested:  # chaoslib swallowed the Ctrl-C: stop the suite here
-                    raise KeyboardInterrupt
+
+
+def judge_serving(
+    record: TrialRecord, trial_dir: Path, check: ServingCheck, deadline: float
+) -> bool:
+    """Whether the system serves end to end within ``deadline`` after the trial; if not,
+    the trial broke it: it failed, with that reason (``trial.json`` is rewritten)."""
+    try:
+        check(deadline)
+    except (ChaoskitError, client.ApiException, OSError) as e:
+        why = f"the system did not come back: not serving end to end within {deadline:g} s "
+        why += f"after the trial ({e})"
+        logger.error("%s trial %d: %s", record.experiment, record.trial, why)
+        record.system_recovered = False
+        record.system_check = why
+        record.status = FAILED
+        record.reasons = [why, *record.reasons]
+        write_record(trial_dir, record)
+        return False
+    record.system_recovered = True
+    write_record(trial_dir, record)
+    return True
+
+
+def _deploy_check(target: TrialTarget, progress: Progress) -> ServingCheck:
+    topo = find_topology(target.suite.topology)
+
+    def check(deadline: float) -> None:
+        deploy.check(target.access, topo, progress=progress, timeout=deadline)
+
+    return check
 
 
 def _respread(target: TrialTarget, progress: Progress) -> None:
@@ -249,7 +305,7 @@ def _respread(target: TrialTarget, progress: Progress) -> None:
 def trial_line(record: TrialRecord) -> str:
     """One line per trial for the console."""
     parts = [f"{record.experiment} trial {record.trial}: {record.status}"]
-    recovery = record.fault.get("recovery_s")
+    recovery = record.fault.recovery_s
     if recovery is not None:
         parts.append(f"recovered in {recovery:.1f} s")
     if record.load:
@@ -268,12 +324,15 @@ def trial_line(record: TrialRecord) -> str:
 
 __all__ = [
     "ERRORED",
+    "FAILED",
     "FRESH",
     "PASSED",
     "REUSE",
     "Prepared",
+    "ServingCheck",
     "SuiteRun",
     "check_suite",
+    "judge_serving",
     "new_run_id",
     "prepare",
     "run_suite",

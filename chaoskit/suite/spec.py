@@ -46,6 +46,7 @@ SUITE_FIELDS = frozenset(
         "load",
         "slos",
         "experiments",
+        "serving_deadline",
     }
 )
 CLUSTER_FIELDS = frozenset({"config", "name"})
@@ -122,6 +123,9 @@ class Suite:
     load: LoadSettings | None
     slos: tuple[dict[str, Any], ...]
     experiments: tuple[ExperimentEntry, ...]
+    serving_deadline: float = 180.0
+    """Seconds after each trial within which the system must serve end to end again
+    (what ``chaoskit deploy --check`` proves); if it does not, that trial failed."""
 
     @property
     def trial_count(self) -> int:
@@ -139,6 +143,7 @@ class Suite:
             "topology": self.topology,
             "cluster_config": str(self.cluster_config),
             "namespaces": list(self.namespaces),
+            "serving_deadline": self.serving_deadline,
         }
 
 
@@ -236,6 +241,9 @@ def load_suite(path: Path) -> Suite:
         load=_load(r, doc["load"]) if doc.get("load") is not None else None,
         slos=suite_slos,
         experiments=tuple(experiments),
+        serving_deadline=r.number(
+            "serving_deadline", doc.get("serving_deadline", 180.0), positive=True
+        ),
     )
 
 

@@ -32,12 +32,20 @@ from chaoskit.ctk.summary import failures
 from chaoskit.errors import ChaoskitError
 from chaoskit.load.profiles import find_profile
 from chaoskit.load.runner import LoadResult, LoadRun, LoadSpec, write_outputs
+from chaoskit.results import (
+    ERRORED,
+    FAILED,
+    PASSED,
+    FaultWindow,
+    RunResults,
+    TrialResult,
+    TrialStatus,
+)
 from chaoskit.suite.spec import ExperimentEntry, LoadSettings, Suite
 from chaoskit.topology.shopdb import ledger
 
 logger = logging.getLogger(__name__)
 
-PASSED, FAILED, ERRORED = "passed", "failed", "errored"
 SALE_LEAD = 5.0
 """flash_sale: seconds between the sale opening and the experiment starting."""
 LEDGER_SETTLE = 180.0
@@ -61,15 +69,17 @@ class TrialTarget:
 
 @dataclass
 class TrialRecord:
+    """A trial while it runs; :meth:`to_result` is what ``trial.json`` holds."""
+
     experiment: str
     file: str
     trial: int
     seed: str
     started_at: float
-    status: str = ERRORED
+    status: TrialStatus = ERRORED
     reasons: list[str] = field(default_factory=list)
     ended_at: float | None = None
-    fault: dict[str, Any] = field(default_factory=dict)
+    fault: FaultWindow = field(default_factory=FaultWindow)
     load: dict[str, Any] | None = None
     load_error: str | None = None
     ledger: dict[str, Any] | None = None
@@ -77,61 +87,44 @@ class TrialRecord:
     slos: list[dict[str, Any]] = field(default_factory=list)
     prometheus_url: str | None = None
     markers: list[dict[str, Any]] = field(default_factory=list)
+    system_recovered: bool | None = None
+    system_check: str | None = None
 
     def mark(self, kind: str, label: str, at: float | None = None) -> None:
         self.markers.append(
             {"t": at if at is not None else time.time(), "kind": kind, "label": label}
         )
 
+    def to_result(self) -> TrialResult:
+        return TrialResult(
+            experiment=self.experiment,
+            file=self.file,
+            trial=self.trial,
+            seed=self.seed,
+            started_at=self.started_at,
+            status=self.status,
+            reasons=tuple(self.reasons),
+            ended_at=self.ended_at,
+            fault=self.fault,
+            load=self.load,
+            load_error=self.load_error,
+            ledger=self.ledger,
+            ledger_error=self.ledger_error,
+            slos=tuple(self.slos),
+            prometheus_url=self.prometheus_url,
+            markers=tuple(self.markers),
+            system_recovered=self.system_recovered,
+            system_check=self.system_check,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "experiment": self.experiment,
-            "file": self.file,
-            "trial": self.trial,
-            "seed": self.seed,
-            "status": self.status,
-            "reasons": self.reasons,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "fault": self.fault,
-            "load": self.load,
-            "load_error": self.load_error,
-            "ledger": self.ledger,
-            "ledger_error": self.ledger_error,
-            "slos": self.slos,
-            "prometheus_url": self.prometheus_url,
-            "markers": sorted(self.markers, key=lambda m: float(m["t"])),
-        }
+        return self.to_result().to_dict()
 
 
 def trial_seed(suite_seed: str, experiment: str, trial: int) -> str:
     """The same suite seed picks the same victims in the same trial, and other victims in
     other trials."""
     return f"{suite_seed}-{experiment}-{trial}"
-
-
-def fault_window(chaoskit: dict[str, Any] | None) -> dict[str, Any]:
-    """When the first fault was injected and when the desired state held again after the
-    last one (epoch seconds), from chaoskit's results in a run's output."""
-    injections = (chaoskit or {}).get("injections") or []
-    recoveries = (chaoskit or {}).get("recovery") or []
-    if not injections:
-        return {"injected_at": None, "recovered_at": None, "recovery_s": None}
-    injected = min(float(i["injected_at"]) for i in injections)
-    ends: list[float] = []
-    for injection, recovery in zip(injections, recoveries, strict=False):
-        after = recovery.get("recovered_after_s")
-        if after is None:
-            return {"injected_at": injected, "recovered_at": None, "recovery_s": None}
-        ends.append(float(injection["injected_at"]) + float(after))
-    if not ends:
-        return {"injected_at": injected, "recovered_at": None, "recovery_s": None}
-    recovered = max(ends)
-    return {
-        "injected_at": injected,
-        "recovered_at": recovered,
-        "recovery_s": round(recovered - injected, 3),
-    }
 
 
 def _load_spec(settings: LoadSettings, target: TrialTarget, out_dir: Path, run_id: str) -> LoadSpec:
@@ -184,7 +177,7 @@ def run_trial(
     )
     if measured is not None:
         _check_ledger(target, measured, record, verdict)
-        _write(trial_dir, record)  # the SLOs read the ledger from trial.json
+        write_record(trial_dir, record)  # the SLOs read the ledger from trial.json
     try:
         record.slos = evaluate_slos(trial_dir, entry.slos, target.prometheus)
     except ChaoskitError as e:
@@ -194,9 +187,11 @@ def run_trial(
             verdict.problems.append(f"SLO {slo.get('name')}: {slo.get('reason') or 'failed'}")
         elif slo.get("status") == "error":
             verdict.errors.append(f"SLO {slo.get('name')}: {slo.get('reason') or 'no data'}")
-    record.reasons = verdict.problems + verdict.errors
+    record.reasons = ([verdict.rollback] if verdict.rollback else []) + (
+        verdict.problems + verdict.errors
+    )
     record.status = verdict.status
-    _write(trial_dir, record)
+    write_record(trial_dir, record)
     return record
 
 
@@ -207,9 +202,15 @@ class _Verdict:
     errors: list[str] = field(default_factory=list)
     """What kept the harness from judging: the trial errored."""
     experiment_ok: bool = False
+    rollback: str | None = None
+    """The experiment's undo failed: the cluster is left changed, so whatever the trial
+    measured, the harness did not finish its job (errored, and the reason says how to
+    recover)."""
 
     @property
-    def status(self) -> str:
+    def status(self) -> TrialStatus:
+        if self.rollback:
+            return ERRORED
         if self.problems:
             return FAILED
         if self.errors or not self.experiment_ok:
@@ -255,7 +256,7 @@ def _run_under_load(
             if problem and not any(problem.endswith(e) for e in verdict.errors):
                 verdict.errors.append(problem)
         record.ended_at = time.time()
-        _write(trial_dir, record)
+        write_record(trial_dir, record)
     return measured
 
 
@@ -277,13 +278,16 @@ def _experiment(
     )
     state = "deviated" if outcome.deviated else outcome.status
     record.mark("experiment-ended", state)
-    record.fault = fault_window(outcome.chaoskit)
-    if record.fault.get("injected_at"):
-        record.mark("fault-injected", "first fault injected", record.fault["injected_at"])
-    if record.fault.get("recovered_at"):
-        record.mark("recovered", "desired state back", record.fault["recovered_at"])
+    record.fault = RunResults.from_dict(outcome.chaoskit or {}).fault_window()
+    if record.fault.injected_at:
+        record.mark("fault-injected", "first fault injected", record.fault.injected_at)
+    if record.fault.recovered_at:
+        record.mark("recovered", "desired state back", record.fault.recovered_at)
     verdict.experiment_ok = outcome.ok
+    verdict.rollback = outcome.rollback_problem
     if outcome.ok:
+        return
+    if verdict.rollback and outcome.status == "completed" and not outcome.deviated:
         return
     verdict.problems.append(f"experiment {state}")
     verdict.problems += failures(outcome.journal)
@@ -324,6 +328,6 @@ def _check_ledger(
         verdict.problems.append(f"ledger: {report.summary()}")
 
 
-def _write(trial_dir: Path, record: TrialRecord) -> None:
+def write_record(trial_dir: Path, record: TrialRecord) -> None:
     path = trial_dir / "trial.json"
     path.write_text(json.dumps(record.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")

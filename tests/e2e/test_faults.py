@@ -23,6 +23,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from chaoskit.faults.state import StateFile, Undo
+from chaoskit.settings import Settings
 from tests.e2e.harness import REPO, Cluster, chaoskit, pending_changes
 from tests.e2e.workloads import ready_pods, service, wait_for, web_deployment
 
@@ -271,3 +273,67 @@ def test_chaos_run_works_with_the_installed_extension(
         {"recovery": recovery, "events": pod_events}, indent=1
     )[-6000:]
     assert recovery["recovered_after_s"] < time.monotonic() - started
+
+
+def test_a_rollback_that_fails_is_a_failed_run_that_says_how_to_recover(
+    cluster: Cluster, web: str, tmp_path: Path
+) -> None:
+    """A change in the run's state file that cannot be undone: the run exits 1, names it
+    and says 'chaoskit recover --cluster NAME'; the node it paused is back all the same."""
+    state = StateFile.of(Settings.from_env(), cluster.name)
+    output = tmp_path / "result.json"
+    run = _start_pause_run(cluster, web, output)
+    try:
+        wait_for("a paused node", lambda: pending_changes(cluster), 180, poll=0.5)
+        ((run_id, node),) = [(c.run_id, c.undo.description.split()[-1]) for c in state.pending()]
+        stuck = state.record(
+            run_id, "test", "nothing", Undo("no-such-undo", {}, "an undo that cannot work")
+        )
+        out, _ = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        for change in state.pending():
+            if change.undo.op == "no-such-undo":
+                state.mark(change, "undone")
+                state.end_run(change.run_id)
+    assert run.returncode == 1, out
+    assert "rollback failed" in out, out
+    assert "still changed: nothing: an undo that cannot work" in out, out
+    assert f"chaoskit recover --cluster {cluster.name}" in out, out
+    doc = result_of(output)
+    assert doc["chaoskit"]["rollback_error"] and stuck.id
+    assert doc["chaoskit"]["still_changed"] == ["nothing: an undo that cannot work"]
+    assert _node_state(node) == "running"
+    assert pending_changes(cluster) == []
+
+
+def test_a_failed_step_stops_the_run_before_the_next_fault(
+    cluster: Cluster, web: str, tmp_path: Path
+) -> None:
+    """Marking the Kafka leader fails in a namespace without Kafka: the pod kill after it
+    must not run (it would act on a stale or missing label)."""
+    doc = yaml.safe_load((REPO / "experiments/pod-kill.yaml").read_text())
+    kill = doc["method"][0]
+    doc["method"] = [
+        {
+            "type": "action",
+            "name": "mark-kafka-leader",
+            "provider": {
+                "type": "python",
+                "module": "chaoskit.ctk.datatier",
+                "func": "mark_kafka_controller_leader",
+                "arguments": {"namespace": "${namespace}"},
+            },
+        },
+        kill,
+    ]
+    experiment = tmp_path / "mark-then-kill.yaml"
+    experiment.write_text(yaml.safe_dump(doc))
+    output = tmp_path / "result.json"
+    proc = chaoskit(*run_args(experiment, cluster, web, output), timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    result = result_of(output)
+    assert result["status"] == "interrupted"
+    assert result["chaoskit"]["injections"] == []  # the pod kill never ran
+    assert len(ready_pods(cluster.core, web, SELECTOR)) == 3

@@ -53,6 +53,8 @@ def test_every_experiment_of_the_flash_sale_suite_passes_under_load(flash_sale: 
     assert (flash_sale / "exit-code").read_text() == "0", (flash_sale / "stdout").read_text()
     for trial in trials:
         assert trial["fault"]["recovery_s"] is not None, trial["experiment"]
+        # The shop served end to end again after every trial (the serving check ran).
+        assert trial["system_recovered"] is True, (trial["experiment"], trial["system_check"])
         assert trial["load"]["requests"] > 0, trial["experiment"]
         ledger = trial["ledger"]
         assert ledger["ok"] and ledger["acknowledged"] > 0, (trial["experiment"], ledger)

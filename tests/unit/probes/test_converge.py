@@ -77,3 +77,14 @@ def test_a_state_that_keeps_lapsing_fails_at_the_timeout(monkeypatch: pytest.Mon
     assert not verdict.ok
     assert verdict.problems == ("deployment/web: 1 of 2 replicas Ready",)
     assert any("then lapsed" in n for n in verdict.notes)
+
+
+def test_a_deadline_inside_the_stability_window_is_not_recovered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The state holds from the first check, but the deadline comes before stable_for.
+    verdict, _ = converge_with(monkeypatch, [True], timeout=0.3, stable_for=5)
+    assert not verdict.ok
+    (problem,) = verdict.problems
+    assert problem.startswith("the desired state held only ")
+    assert "of the required stable_for 5 s" in problem

@@ -9,6 +9,8 @@ import pytest
 
 from chaoskit.errors import InvalidInput
 from chaoskit.report import render
+from chaoskit.report.html import render_html
+from chaoskit.report.markdown import render_markdown
 from chaoskit.report.rundir import load_run
 from chaoskit.report.summary import SCHEMA, build_summary
 from tests.unit.report.rundirs import SUITE_SLOS, TrialSpec, standard_run, standard_specs, write_run
@@ -113,3 +115,26 @@ def test_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(InvalidInput, match=r"run.json is unreadable"):
         render(tmp_path)
+
+
+def test_a_system_that_did_not_come_back_is_in_the_summary_and_the_reports(
+    tmp_path: Path,
+) -> None:
+    run_dir = standard_run(tmp_path / "run")
+    path = run_dir / "trials" / "node-stop" / "2" / "trial.json"
+    trial = json.loads(path.read_text())
+    why = "the system did not come back: not serving end to end within 180 s after the trial"
+    trial.update(status="failed", reasons=[why], system_recovered=False, system_check=why)
+    path.write_text(json.dumps(trial))
+    run = load_run(run_dir)
+    summary = build_summary(run)
+    assert summary["system_not_back"] == ["node-stop trial 2"]
+    node_stop = summary["experiments"][1]
+    assert node_stop["trials"][1]["system_recovered"] is False
+    assert f"node-stop trial 2: failed: {why}" in summary["reasons"]
+    assert "**The system did not come back**" in render_markdown(summary)
+    assert "did not come back (not serving end to end) after node-stop trial 2" in render_html(
+        run, summary
+    )
+    # Run directories from before the check (no field) read as not checked.
+    assert build_summary(load_run(standard_run(tmp_path / "old")))["system_not_back"] == []
