@@ -2,7 +2,7 @@
 
 ``ShopUser`` browses products, prices a cart and checks out the limited-stock item
 ``flash-1``. Every order carries a fresh idempotency key that starts with the run's id
-(``CHAOSKIT_RUN_ID``); an order that fails in transit (no answer, or a 5xx) is retried once
+(``CHAOSKIT_RUN_ID``) and ``.``; an order that fails in transit (no answer, or a 5xx) is retried once
 with the *same* key, as a careful client would, so the shop can never take it twice.
 
 When ``CHAOSKIT_LOAD_OUT`` names a directory, each Locust process (master or worker) writes
@@ -47,6 +47,9 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 PRODUCTS = ("flash-1", "sku-1", "sku-2", "sku-3", "sku-4", "sku-5")
 FLASH_SALE_PRODUCT = "flash-1"
 RUN_ID = os.environ.get("CHAOSKIT_RUN_ID") or f"run-{uuid.uuid4().hex[:12]}"
+KEY_SEPARATOR = "."
+"""Between the run id and the rest of a key: never in a run id, so the ledger's prefix of
+one run matches no other run's keys (chaoskit.topology.client.KEY_SEPARATOR)."""
 OUT_DIR = os.environ.get("CHAOSKIT_LOAD_OUT")
 RELAY = os.environ.get("CHAOSKIT_LOAD_RELAY") == "1"
 """A worker sends its records to the master instead of writing them (see the module doc)."""
@@ -321,7 +324,7 @@ class ShopUser(FastHttpUser):
 
     @task(2)
     def checkout(self) -> None:
-        key = f"{RUN_ID}-{uuid.uuid4()}"
+        key = f"{RUN_ID}{KEY_SEPARATOR}{uuid.uuid4()}"
         if not self._order(key, name="/orders"):
             gevent.sleep(RETRY_PAUSE)
             self._order(key, name="/orders (retry)")

@@ -88,7 +88,7 @@ def test_orders_are_acknowledged_refused_failed_or_retried_with_the_same_key(
     retried = result["unavailable_then_replayed"]
     assert [name for name, _ in retried["sent"]] == ["/orders", "/orders (retry)"]
     first_key, retry_key = (key for _, key in retried["sent"])
-    assert first_key == retry_key and first_key.startswith("run-unit-")
+    assert first_key == retry_key and first_key.startswith("run-unit.")
     assert retried["log"] == ["failure: HTTP 503 backend_unavailable", "success"]
     reset = result["reset_twice"]
     assert len(reset["sent"]) == 2  # retried once, not more
@@ -97,4 +97,4 @@ def test_orders_are_acknowledged_refused_failed_or_retried_with_the_same_key(
     [acks_file] = tmp_path.glob("acks-*.jsonl")
     acks = [json.loads(line) for line in acks_file.read_text().splitlines()]
     assert [a["order_id"] for a in acks] == ["o-1", "o-2"]
-    assert all(a["idempotency_key"].startswith("run-unit-") and a["t"] > 0 for a in acks)
+    assert all(a["idempotency_key"].startswith("run-unit.") and a["t"] > 0 for a in acks)
