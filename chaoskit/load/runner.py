@@ -44,6 +44,7 @@ from chaoskit.errors import InvalidInput
 from chaoskit.load.errors import LoadFailed as LoadFailed  # noqa: PLC0414
 from chaoskit.load.errors import TargetUnreachable as TargetUnreachable  # noqa: PLC0414
 from chaoskit.load.pods import PodWorkers
+from chaoskit.load.profiles import REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S
 from chaoskit.load.timeseries import LoadStats, read_locust, read_seconds, write_timeseries
 from chaoskit.progress import LogProgress, Progress
 from chaoskit.settings import Settings
@@ -219,6 +220,7 @@ def locust_env(spec: LoadSpec, base: Mapping[str, str]) -> dict[str, str]:
         **base,
         "CHAOSKIT_RUN_ID": spec.run_id,
         "CHAOSKIT_LOAD_OUT": str(spec.out_dir.resolve()),
+        REQUEST_TIMEOUT_ENV: f"{REQUEST_TIMEOUT_S:g}",
         "PYTHONUNBUFFERED": "1",
     }
     for name, value in (
