@@ -347,7 +347,8 @@ def _trial(run: Run, experiment: str, t: Mapping[str, Any]) -> str:
     if "error_rate_pct" in during:
         facts.append(
             f"during the fault: {_e(during['requests'])} requests, error rate "
-            f"{_num(during['error_rate_pct'], 2, '%')}, worst p99 {_num(during['p99_ms'], 0, 'ms')}"
+            f"{_num(during['error_rate_pct'], 2, '%')}, p99 {_num(during['p99_ms'], 0, 'ms')}"
+            f" (worst second {_num(during.get('worst_second_p99_ms'), 0, 'ms')})"
         )
     victims = "".join(f"<li>{_e(v)}</li>" for v in fault.get("victims") or [])
     reasons = "".join(f"<li>{_e(r)}</li>" for r in t["reasons"])

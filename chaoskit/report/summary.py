@@ -121,7 +121,9 @@ def trial_summary(run: Run, trial: Trial, slos: tuple[SLO, ...]) -> dict[str, An
     fault = fault_of(info, chaoskit)
     results = trial_slos(trial, slos)
     frame = trial.frame
-    load = window_load(frame, fault, DEFAULT_PAD) if frame is not None else None
+    load = (
+        window_load(frame, fault, DEFAULT_PAD, latency=trial.latency) if frame is not None else None
+    )
     during: dict[str, Any] | None = load.to_dict() if load is not None else None
     if during is None:
         missing = trial.frame_problem or ("no fault was injected" if frame is not None else "")
@@ -180,6 +182,7 @@ def experiment_summary(name: str, file: str | None, trials: list[dict[str, Any]]
             "recovery_s": spread(_epoch(t["fault"]["recovery_s"]) for t in trials),
             "error_rate_pct": spread(_during(t, "error_rate_pct") for t in trials),
             "p99_ms": spread(_during(t, "p99_ms") for t in trials),
+            "worst_second_p99_ms": spread(_during(t, "worst_second_p99_ms") for t in trials),
             "components": {c: spread(t["recovery"].get(c) for t in trials) for c in components},
         },
         "trials": trials,
