@@ -130,7 +130,10 @@ def _header(summary: Mapping[str, Any]) -> str:
         f"<details><summary>How the score is computed</summary><p><code>"
         f"{_e(score['formula'])}</code></p><p>SLO pass share "
         f"{_num(score['slo_pass_share'], 3)}, trial pass share "
-        f"{_num(score['trial_pass_share'], 3)}, lost orders {_e(score['lost_orders'])}.</p>"
+        f"{_num(score['trial_pass_share'], 3)}, availability score "
+        f"{_num(score.get('availability_score'), 3)} (mean availability in the fault "
+        f"windows {_num(score.get('availability'), 4)}), recovery score "
+        f"{_num(score.get('recovery_score'), 3)}, lost orders {_e(score['lost_orders'])}.</p>"
         f"</details><table>{info}</table>{reasons}</header>"
     )
 

@@ -146,6 +146,7 @@ def trial_summary(run: Run, trial: Trial, slos: tuple[SLO, ...]) -> dict[str, An
         "recovery": recovery_breakdown(chaoskit),
         "during_fault": during,
         "slos": results,
+        "score": scoring.trial_inputs(during, results),
         "ledger": _ledger(info),
         "load": _load(info),
         "errors": {"load": info.get("load_error"), "ledger": info.get("ledger_error")},
@@ -200,7 +201,13 @@ def build_summary(run: Run) -> dict[str, Any]:
     all_trials = [t for e in experiments for t in e["trials"]]
     slo_statuses = [str(r.get("status")) for t in all_trials for r in t["slos"]]
     lost = sum((t["ledger"] or {}).get("lost_total", 0) for t in all_trials)
-    score = scoring.compute([t["status"] for t in all_trials], slo_statuses, lost)
+    score = scoring.compute(
+        [t["status"] for t in all_trials],
+        slo_statuses,
+        lost,
+        availabilities=[t["score"]["availability"] for t in all_trials],
+        recovery_used=[scoring.recovery_budget_used(t["slos"]) for t in all_trials],
+    )
     reasons = verdict_reasons(experiments)
     info = run.info
     summary = {
