@@ -2,7 +2,7 @@
 
 ``ShopUser`` browses products, prices a cart and checks out the limited-stock item
 ``flash-1``. Every order carries a fresh idempotency key that starts with the run's id
-(``CHAOSKIT_RUN_ID``); an order that fails in transit (no answer, or a 5xx) is retried once
+(``CHAOSKIT_RUN_ID``) and ``.``; an order that fails in transit (no answer, or a 5xx) is retried once
 with the *same* key, as a careful client would, so the shop can never take it twice.
 
 When ``CHAOSKIT_LOAD_OUT`` names a directory, each Locust process (master or worker) writes
@@ -11,8 +11,13 @@ two files of its own there, named after its host and pid so that workers never c
 - ``acks-<host>-<pid>.jsonl``: one line per acknowledged order (2xx with an order id),
   ``{"idempotency_key", "order_id", "t"}``, flushed at once: the integrity ledger's input.
 - ``seconds-<host>-<pid>.jsonl``: per wall-clock second and endpoint, the request count,
-  failures and a histogram of response times (ms), plus the user count; chaoskit merges
-  them into an exact per-second time series (Locust's own history averages over ~10 s).
+  failures and a histogram of response times (ms) in fixed buckets (:func:`bucket_ms`),
+  plus the user count; chaoskit merges them into an exact per-second time series (Locust's
+  own history averages over ~10 s) and merges the buckets over a window for its p99.
+
+A request that timed out (connecting or waiting for the answer, after
+``CHAOSKIT_REQUEST_TIMEOUT`` seconds) is a failure recorded at the full timeout: the
+client waited that long, and a latency SLO must see it.
 
 A worker that runs where the harness's folder is not (a pod inside the cluster) is started
 with ``CHAOSKIT_LOAD_RELAY=1`` instead: it sends the same lines to its master with Locust's
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -47,11 +53,19 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 PRODUCTS = ("flash-1", "sku-1", "sku-2", "sku-3", "sku-4", "sku-5")
 FLASH_SALE_PRODUCT = "flash-1"
 RUN_ID = os.environ.get("CHAOSKIT_RUN_ID") or f"run-{uuid.uuid4().hex[:12]}"
+KEY_SEPARATOR = "."
+"""Between the run id and the rest of a key: never in a run id, so the ledger's prefix of
+one run matches no other run's keys (chaoskit.topology.client.KEY_SEPARATOR)."""
 OUT_DIR = os.environ.get("CHAOSKIT_LOAD_OUT")
 RELAY = os.environ.get("CHAOSKIT_LOAD_RELAY") == "1"
 """A worker sends its records to the master instead of writing them (see the module doc)."""
 REFUSALS = {402: "payment_declined", 409: "out_of_stock"}
 """Answers that are the shop's rules at work, not failures (the order was not placed)."""
+DEFAULT_REQUEST_TIMEOUT_S = 10.0
+"""chaoskit.load.profiles.REQUEST_TIMEOUT_S: what a run without chaoskit uses."""
+REQUEST_TIMEOUT_S = float(os.environ.get("CHAOSKIT_REQUEST_TIMEOUT") or DEFAULT_REQUEST_TIMEOUT_S)
+"""Seconds the client waits for an answer; a request that took longer timed out."""
+CONNECT_TIMEOUT_S = min(5.0, REQUEST_TIMEOUT_S)
 RETRY_PAUSE = 0.5
 """Seconds before the one retry of an order that failed in transit."""
 RECORDS_MESSAGE = "chaoskit_records"
@@ -152,10 +166,33 @@ class _Records:
 FILES = _Records(OUT_DIR)
 
 
-def _rounded_ms(ms: float) -> int:
-    """Response times bucketed like Locust's own statistics: 2 significant digits or so."""
-    digits = 0 if ms < 100 else -1 if ms < 1000 else -2 if ms < 10000 else -3
-    return int(round(ms, digits))
+def bucket_ms(ms: float) -> int:
+    """The fixed latency bucket of a response time, named by its upper bound: 1 ms wide up
+    to 100 ms, 10 ms up to 1 s, 100 ms up to 10 s, 1 s beyond. A percentile over the buckets
+    is never below the true one (a 9,950 ms answer is not a 9,900 ms one)."""
+    step = 1 if ms < 100 else 10 if ms < 1000 else 100 if ms < 10000 else 1000
+    return max(step, int(math.ceil(ms / step - 1e-9)) * step)
+
+
+def _timed_out(exception: BaseException | None, response: Any) -> bool:
+    """Whether the request gave up waiting: its own error, or the transport error behind a
+    failure that the user's code reported (``catch_response``)."""
+    errors = (exception, getattr(response, "error", None))
+    return any(isinstance(e, TimeoutError | gevent.Timeout) for e in errors)
+
+
+def latency_sample(
+    response_time: float | None, exception: BaseException | None, response: Any = None
+) -> tuple[float, bool]:
+    """(milliseconds, failed) as recorded: a timed-out request is a failure at the full
+    timeout (also one that gave up connecting sooner: the client's wait was spent); a
+    failure whose wait is unknown counts as a timeout."""
+    timeout_ms = REQUEST_TIMEOUT_S * 1000
+    if _timed_out(exception, response):
+        return timeout_ms, True
+    if response_time is None:
+        return (timeout_ms, True) if exception is not None else (0.0, False)
+    return response_time, exception is not None
 
 
 class _PerSecond:
@@ -175,7 +212,7 @@ class _PerSecond:
         )
         bucket["count"] += 1
         bucket["failures"] += failed
-        bucket["times"][_rounded_ms(response_ms)] += 1
+        bucket["times"][bucket_ms(response_ms)] += 1
 
     def flush(self, *, everything: bool = False) -> None:
         now = int(time.time())
@@ -203,9 +240,11 @@ def _count(
     name: str,
     response_time: float | None,
     exception: BaseException | None = None,
+    response: Any = None,
     **_: Any,
 ) -> None:
-    PER_SECOND.add(request_type, name, response_time or 0.0, exception is not None)
+    ms, failed = latency_sample(response_time, exception, response)
+    PER_SECOND.add(request_type, name, ms, failed)
 
 
 @events.init.add_listener
@@ -296,8 +335,8 @@ def _flush_at_exit(**_: Any) -> None:
 class ShopUser(FastHttpUser):
     """A customer of the flash sale: mostly browsing, sometimes buying the limited item."""
 
-    network_timeout = 10.0
-    connection_timeout = 5.0
+    network_timeout = REQUEST_TIMEOUT_S
+    connection_timeout = CONNECT_TIMEOUT_S
 
     def wait_time(self) -> float:
         mean = getattr(self.environment.parsed_options, "think_time", 1.0)
@@ -321,7 +360,7 @@ class ShopUser(FastHttpUser):
 
     @task(2)
     def checkout(self) -> None:
-        key = f"{RUN_ID}-{uuid.uuid4()}"
+        key = f"{RUN_ID}{KEY_SEPARATOR}{uuid.uuid4()}"
         if not self._order(key, name="/orders"):
             gevent.sleep(RETRY_PAUSE)
             self._order(key, name="/orders (retry)")

@@ -48,6 +48,7 @@ from chaoskit.proc import capture, run_logged
 from chaoskit.progress import Progress
 from chaoskit.settings import Settings
 from chaoskit.topology.catalog import ECOMMERCE
+from chaoskit.topology.client import bounded_id
 from chaoskit.topology.deploy import pinned_images
 
 logger = logging.getLogger(__name__)
@@ -85,12 +86,12 @@ BROKEN = {
 
 def k8s_name(run_id: str) -> str:
     """The name of a run's Job and ConfigMap (a DNS label, whatever the run id)."""
-    return "locust-" + re.sub(r"[^a-z0-9-]", "-", run_id.lower())[:50].strip("-")
+    return "locust-" + bounded_id(re.sub(r"[^a-z0-9-]", "-", run_id.lower()), 50).strip("-")
 
 
 def run_label(run_id: str) -> str:
     """The run id as a label value (at most 63 characters, alphanumeric at both ends)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", run_id)[:63].strip("-_.")
+    return bounded_id(re.sub(r"[^A-Za-z0-9_.-]", "-", run_id), 63).strip("-_.")
 
 
 # ---------------------------------------------------------------------------- the host side

@@ -11,6 +11,11 @@ from pathlib import Path
 from chaoskit.errors import InvalidInput
 
 PROFILES_DIR_NAME = "loadprofiles"
+REQUEST_TIMEOUT_S = 10.0
+"""Seconds the profiles' client waits for an answer before it gives up (given to Locust as
+``CHAOSKIT_REQUEST_TIMEOUT``). A request that times out is a failure recorded at this wait,
+so a latency SLO at or above it could never fail: suites must set theirs below."""
+REQUEST_TIMEOUT_ENV = "CHAOSKIT_REQUEST_TIMEOUT"
 
 
 def default_profiles_dir() -> Path:

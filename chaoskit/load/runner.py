@@ -44,10 +44,11 @@ from chaoskit.errors import InvalidInput
 from chaoskit.load.errors import LoadFailed as LoadFailed  # noqa: PLC0414
 from chaoskit.load.errors import TargetUnreachable as TargetUnreachable  # noqa: PLC0414
 from chaoskit.load.pods import PodWorkers
+from chaoskit.load.profiles import REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S
 from chaoskit.load.timeseries import LoadStats, read_locust, read_seconds, write_timeseries
 from chaoskit.progress import LogProgress, Progress
 from chaoskit.settings import Settings
-from chaoskit.topology.client import OrderRun, new_run_id
+from chaoskit.topology.client import RUN_ID_LIMIT, OrderRun, new_run_id, owns_key
 from chaoskit.topology.ledger import Ack
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ SHUTDOWN_ALLOWANCE = 30
 """Seconds after the run's time (and the stop timeout) before it is cut short."""
 TERMINATE_GRACE = 10
 """Seconds between SIGTERM (Locust then writes its statistics) and SIGKILL."""
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+RUN_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9-]{{0,{RUN_ID_LIMIT - 1}}}")
 
 
 WorkerMode = Literal["local", "pods"]
@@ -219,6 +220,7 @@ def locust_env(spec: LoadSpec, base: Mapping[str, str]) -> dict[str, str]:
         **base,
         "CHAOSKIT_RUN_ID": spec.run_id,
         "CHAOSKIT_LOAD_OUT": str(spec.out_dir.resolve()),
+        REQUEST_TIMEOUT_ENV: f"{REQUEST_TIMEOUT_S:g}",
         "PYTHONUNBUFFERED": "1",
     }
     for name, value in (
@@ -527,7 +529,7 @@ def read_acks(out_dir: Path, run_id: str) -> list[tuple[float, Ack]]:
             except (ValueError, KeyError, TypeError):
                 logger.warning("%s: skipped a line that is not an ack: %r", path, line[:200])
                 continue
-            if key.startswith(f"{run_id}-"):
+            if owns_key(run_id, key):
                 records.append((float(record.get("t", 0)), Ack(key, order_id)))
     return sorted(records, key=lambda r: r[0])
 

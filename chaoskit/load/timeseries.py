@@ -14,6 +14,11 @@ Two sources give such a frame:
 - :func:`read_locust_history`: Locust's own ``--csv-full-history`` file, for locustfiles that
   do not write those records. Rates come from the differences of its cumulative counts (exact
   per interval); its percentiles are Locust's, over a sliding window of about ten seconds.
+
+A percentile over several seconds cannot be had from per-second percentiles; it is taken
+from the requests themselves: :func:`read_latency` keeps the per-second histograms of the
+profiles' records (fixed buckets, each named by its upper bound in ms) and
+:meth:`Latency.percentile` merges them over any span of seconds.
 """
 
 from __future__ import annotations
@@ -113,6 +118,46 @@ class LoadStats:
     @property
     def total(self) -> EndpointStats:
         return self.endpoints[-1]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Response-time histograms ({ms: requests}) by endpoint (and ``Aggregated``) and second."""
+
+    histograms: Mapping[str, Mapping[int, Mapping[int, int]]]
+
+    def merged(self, endpoint: str, first: int, last: int) -> Counter[int]:
+        """Every request of ``endpoint`` completed in seconds ``first`` to ``last``."""
+        total: Counter[int] = Counter()
+        for second, histogram in self.histograms.get(endpoint, {}).items():
+            if first <= second <= last:
+                total.update(histogram)
+        return total
+
+    def percentile(self, endpoint: str, first: int, last: int, fraction: float) -> float | None:
+        """The percentile over all those requests; None when there were none."""
+        value = percentile(self.merged(endpoint, first, last), fraction)
+        return None if math.isnan(value) else value
+
+
+def read_latency(paths: Iterable[Path]) -> Latency | None:
+    """The histograms of the profiles' per-second records; None when there are none."""
+    histograms: dict[str, dict[int, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
+    for path in paths:
+        for record in _records(path):
+            if USERS in record:
+                continue
+            try:
+                second = int(record["t"])
+                endpoint = endpoint_name(str(record["type"]), str(record["name"]))
+                times = {round(float(ms)): int(n) for ms, n in record["times"].items()}
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue  # read_seconds warns about it
+            histograms[endpoint][second].update(times)
+            histograms[AGGREGATED][second].update(times)
+    if not histograms:
+        return None
+    return Latency({e: dict(by_second) for e, by_second in histograms.items()})
 
 
 def read_seconds(paths: Iterable[Path]) -> LoadStats:

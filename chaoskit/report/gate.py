@@ -7,6 +7,9 @@ baseline, 2 when a directory, its summary.json or the tolerance is wrong.
 Compared with the baseline, per experiment in both runs: the median recovery time and the
 median error rate during the fault; for the whole run: the score. An experiment of the
 baseline missing from the run, or without a figure the baseline has, is a regression too.
+Scores are compared only when both runs computed them with the same formula (a baseline
+summarised by an older chaoskit is re-rendered with ``chaoskit report DIR``); otherwise
+the gate says so in a note.
 
 The tolerance is a comma-separated list of ``metric=amount``; metrics not named keep
 their defaults (:data:`DEFAULT_TOLERANCE`). An amount is an absolute number in the
@@ -194,26 +197,42 @@ def compare(
         for name in now
         if name not in before
     ]
-    old_score = (baseline.get("score") or {}).get("value")
-    new_score = (current.get("score") or {}).get("value")
-    if isinstance(old_score, int | float):
-        if not isinstance(new_score, int | float):
-            findings.append(Finding("regression", "score", "no score in this run"))
-        else:
-            # A falling score is the regression: compare the drop like a rise.
-            allowance = tolerance["score"]
-            drop = float(old_score) - float(new_score)
-            allowed = allowance.of(float(old_score))
-            findings.append(
-                Finding(
-                    "regression" if drop > allowed + 1e-9 else "ok",
-                    "score",
-                    f"{float(new_score):.1f} vs baseline {float(old_score):.1f} "
-                    f"({float(new_score) - float(old_score):+.1f}, allowed -{allowed:.1f}: "
-                    f"score={allowance})",
-                )
-            )
+    findings += _compare_scores(current.get("score") or {}, baseline.get("score") or {}, tolerance)
     return findings
+
+
+def _compare_scores(
+    current: Mapping[str, Any], baseline: Mapping[str, Any], tolerance: Mapping[str, Allowance]
+) -> list[Finding]:
+    old_score, new_score = baseline.get("value"), current.get("value")
+    if not isinstance(old_score, int | float):
+        return []
+    if not isinstance(new_score, int | float):
+        return [Finding("regression", "score", "no score in this run")]
+    if baseline.get("formula") != current.get("formula"):
+        # Scores of different formulas are different measures: a drop means nothing.
+        return [
+            Finding(
+                "note",
+                "score",
+                f"{float(new_score):.1f}, not compared: the baseline's score "
+                f"({float(old_score):.1f}) has another formula (re-render the baseline "
+                "with: chaoskit report DIR)",
+            )
+        ]
+    # A falling score is the regression: compare the drop like a rise.
+    allowance = tolerance["score"]
+    drop = float(old_score) - float(new_score)
+    allowed = allowance.of(float(old_score))
+    return [
+        Finding(
+            "regression" if drop > allowed + 1e-9 else "ok",
+            "score",
+            f"{float(new_score):.1f} vs baseline {float(old_score):.1f} "
+            f"({float(new_score) - float(old_score):+.1f}, allowed -{allowed:.1f}: "
+            f"score={allowance})",
+        )
+    ]
 
 
 def gate(report: Path, baseline: Path | None = None, tolerance: str | None = None) -> GateResult:

@@ -133,7 +133,10 @@ def _header(summary: Mapping[str, Any]) -> str:
         f"<details><summary>How the score is computed</summary><p><code>"
         f"{_e(score['formula'])}</code></p><p>SLO pass share "
         f"{_num(score['slo_pass_share'], 3)}, trial pass share "
-        f"{_num(score['trial_pass_share'], 3)}, lost orders {_e(score['lost_orders'])}.</p>"
+        f"{_num(score['trial_pass_share'], 3)}, availability score "
+        f"{_num(score.get('availability_score'), 3)} (mean availability in the fault "
+        f"windows {_num(score.get('availability'), 4)}), recovery score "
+        f"{_num(score.get('recovery_score'), 3)}, lost orders {_e(score['lost_orders'])}.</p>"
         f"</details><table>{info}</table>{reasons}</header>"
     )
 
@@ -350,7 +353,8 @@ def _trial(run: Run, experiment: str, t: Mapping[str, Any]) -> str:
     if "error_rate_pct" in during:
         facts.append(
             f"during the fault: {_e(during['requests'])} requests, error rate "
-            f"{_num(during['error_rate_pct'], 2, '%')}, worst p99 {_num(during['p99_ms'], 0, 'ms')}"
+            f"{_num(during['error_rate_pct'], 2, '%')}, p99 {_num(during['p99_ms'], 0, 'ms')}"
+            f" (worst second {_num(during.get('worst_second_p99_ms'), 0, 'ms')})"
         )
     victims = "".join(f"<li>{_e(v)}</li>" for v in fault.get("victims") or [])
     reasons = "".join(f"<li>{_e(r)}</li>" for r in t["reasons"])

@@ -2,7 +2,8 @@
 
 The **fault window** runs from the first injection to the moment the desired state held
 again (``recovered_at``). Load figures over it are taken from the per-second frame
-(whole epoch seconds; a second counts when it overlaps the window), padded by a
+(whole epoch seconds; a second counts when it overlaps the window) and its p99 from the
+latency histograms of the same seconds (every request in the window), padded by a
 :class:`Pad` (by default nothing before the injection and 5 s after the recovery, where
 clients still see the tail of the fault). A fault that never recovered has an open
 window: it runs to the end of the load.
@@ -18,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from chaoskit.load.timeseries import AGGREGATED
+from chaoskit.load.timeseries import AGGREGATED, Latency
 from chaoskit.results import FaultWindow, RunResults, number
 
 
@@ -63,8 +64,13 @@ class WindowLoad:
     requests: float
     failures: float
     p99_ms: float | None
-    """The worst second's p99 (the frame keeps percentiles per second only)."""
+    """The p99 of every request in the window (from the latency histograms); without
+    histograms, the worst second's (an upper bound of it)."""
     peak_rps: float
+    worst_second_p99_ms: float | None = None
+    """The highest p99 of a single second of the window."""
+    p99_from_requests: bool = False
+    """Whether ``p99_ms`` was taken from the requests (else it is the worst second's)."""
 
     @property
     def error_rate_pct(self) -> float | None:
@@ -80,6 +86,8 @@ class WindowLoad:
             "failures": int(self.failures),
             "error_rate_pct": self.error_rate_pct,
             "p99_ms": self.p99_ms,
+            "worst_second_p99_ms": self.worst_second_p99_ms,
+            "p99_basis": "requests" if self.p99_from_requests else "worst second",
             "peak_rps": self.peak_rps,
         }
 
@@ -95,9 +103,17 @@ def window_bounds(fault: Fault, frame: pd.DataFrame | None, pad: Pad) -> tuple[f
 
 
 def window_load(
-    frame: pd.DataFrame, fault: Fault, pad: Pad = DEFAULT_PAD, endpoint: str = AGGREGATED
+    frame: pd.DataFrame,
+    fault: Fault,
+    pad: Pad = DEFAULT_PAD,
+    endpoint: str = AGGREGATED,
+    latency: Latency | None = None,
 ) -> WindowLoad | None:
-    """The load over the padded fault window, or None (no injection, no such endpoint)."""
+    """The load over the padded fault window, or None (no injection, no such endpoint).
+
+    The p99 is taken over every request of the window from ``latency``; without it (a
+    locustfile that does not record histograms), the worst second's p99 stands in.
+    """
     if fault.injected_at is None or (endpoint, "rps") not in frame.columns:
         return None
     start, end, is_open = window_bounds(fault, frame, pad)
@@ -106,6 +122,11 @@ def window_load(
     if rows.empty:
         return WindowLoad(start, end, is_open, 0, 0.0, 0.0, None, 0.0)
     p99 = rows[(endpoint, "p99_ms")].dropna() if (endpoint, "p99_ms") in rows else pd.Series()
+    worst = float(p99.max()) if len(p99) else None
+    over_requests = None
+    if latency is not None:
+        first, last = int(rows.index.min()), int(rows.index.max())
+        over_requests = latency.percentile(endpoint, first, last, 0.99)
     return WindowLoad(
         start=start,
         end=end,
@@ -113,8 +134,10 @@ def window_load(
         seconds=len(rows),
         requests=float(rows[(endpoint, "rps")].sum()),
         failures=float(rows[(endpoint, "failures_per_s")].sum()),
-        p99_ms=float(p99.max()) if len(p99) else None,
+        p99_ms=over_requests if over_requests is not None else worst,
         peak_rps=float(rows[(endpoint, "rps")].max()),
+        worst_second_p99_ms=worst,
+        p99_from_requests=over_requests is not None,
     )
 
 

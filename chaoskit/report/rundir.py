@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from chaoskit.errors import InvalidInput
-from chaoskit.load.timeseries import read_timeseries
+from chaoskit.load.timeseries import Latency, read_latency, read_timeseries
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,16 @@ class Trial:
             logger.warning("%s: unreadable time series: %s", path, e)
             return None
         return frame
+
+    @cached_property
+    def latency(self) -> Latency | None:
+        """Response-time histograms per second from the profile's records in ``load/``
+        (``seconds-*.jsonl``), or None (a locustfile that does not write them)."""
+        try:
+            return read_latency(sorted((self.path / LOAD_DIR).glob("seconds-*.jsonl")))
+        except OSError as e:
+            logger.warning("%s: unreadable latency records: %s", self.path / LOAD_DIR, e)
+            return None
 
     @property
     def frame_problem(self) -> str:

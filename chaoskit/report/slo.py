@@ -8,7 +8,7 @@ loaded (a bad field is one line naming the file, ``slos[2].threshold`` and the r
 kind        value                                                  unit
 ========== ====================================================== ===========
 error_rate  failed / all requests over the padded fault window     percent
-p99_ms      the worst second's p99 latency over that window        ms
+p99_ms      p99 of every request in that window (histograms)       ms
 recovery_s  injection → desired state back (trial.json's fault)    s
 lost_orders lost + duplicated + mismatched orders (the ledger)     orders
 prometheus  a PromQL range query over the window, aggregated       as queried
@@ -24,6 +24,9 @@ default all); ``error_rate``, ``p99_ms`` and ``prometheus`` also ``window`` (``b
 
 Every result has a ``status``: ``pass``, ``fail``, or ``error`` when the data to judge is
 missing (no load, no ledger, no fault window, Prometheus unreachable): never ``pass``.
+A ``p99_ms`` result also names ``worst_second_p99_ms``, the highest p99 of a single second
+of the window; it is what ``p99_ms`` is judged on only when the load left no latency
+histograms (a locustfile of one's own), as an upper bound of the window's p99.
 """
 
 from __future__ import annotations
@@ -262,6 +265,8 @@ class Outcome:
     status: Status
     value: float | None = None
     reason: str = ""
+    details: Mapping[str, float | None] = field(default_factory=dict)
+    """Figures of the kind beside the judged value (``p99_ms``: the worst second's)."""
 
 
 @dataclass
@@ -303,7 +308,7 @@ def _window_load(slo: SLO, facts: _Facts) -> tuple[WindowLoad | None, str]:
         return None, _no_window(facts)
     if (slo.endpoint, "rps") not in frame.columns:
         return None, f"no endpoint {slo.endpoint!r} in the load time series"
-    load = window_load(frame, facts.fault, slo.window, slo.endpoint)
+    load = window_load(frame, facts.fault, slo.window, slo.endpoint, facts.trial.latency)
     assert load is not None
     if load.requests <= 0:
         return None, f"no requests in the fault window ({_span(load)})"
@@ -328,7 +333,12 @@ def _p99_slo(slo: SLO, facts: _Facts) -> Outcome:
         return Outcome("error", reason=why)
     if load.p99_ms is None:
         return Outcome("error", reason=f"no latency recorded in the fault window ({_span(load)})")
-    return _judge(slo, load.p99_ms, f"worst second of the {_span(load)}")
+    if load.p99_from_requests:
+        basis = f"p99 of {int(load.requests)} requests, {_span(load)}"
+    else:
+        basis = f"worst second of the {_span(load)} (the load recorded no latency histograms)"
+    judged = _judge(slo, load.p99_ms, basis)
+    return replace(judged, details={"worst_second_p99_ms": load.worst_second_p99_ms})
 
 
 def _recovery_slo(slo: SLO, facts: _Facts) -> Outcome:
@@ -472,6 +482,7 @@ def result_dict(slo: SLO, outcome: Outcome) -> dict[str, Any]:
         "threshold": slo.threshold,
         "op": slo.op,
         "reason": outcome.reason,
+        **outcome.details,
     }
 
 

@@ -122,7 +122,9 @@ def trial_summary(run: Run, trial: Trial, slos: tuple[SLO, ...]) -> dict[str, An
     fault = fault_of(info, chaoskit)
     results = trial_slos(trial, slos)
     frame = trial.frame
-    load = window_load(frame, fault, DEFAULT_PAD) if frame is not None else None
+    load = (
+        window_load(frame, fault, DEFAULT_PAD, latency=trial.latency) if frame is not None else None
+    )
     during: dict[str, Any] | None = load.to_dict() if load is not None else None
     if during is None:
         missing = trial.frame_problem or ("no fault was injected" if frame is not None else "")
@@ -145,6 +147,7 @@ def trial_summary(run: Run, trial: Trial, slos: tuple[SLO, ...]) -> dict[str, An
         "recovery": recovery_breakdown(chaoskit),
         "during_fault": during,
         "slos": results,
+        "score": scoring.trial_inputs(during, results),
         "ledger": _ledger(info),
         "load": _load(info),
         "errors": {"load": info.get("load_error"), "ledger": info.get("ledger_error")},
@@ -182,6 +185,7 @@ def experiment_summary(name: str, file: str | None, trials: list[dict[str, Any]]
             "recovery_s": spread(_epoch(t["fault"]["recovery_s"]) for t in trials),
             "error_rate_pct": spread(_during(t, "error_rate_pct") for t in trials),
             "p99_ms": spread(_during(t, "p99_ms") for t in trials),
+            "worst_second_p99_ms": spread(_during(t, "worst_second_p99_ms") for t in trials),
             "components": {c: spread(t["recovery"].get(c) for t in trials) for c in components},
         },
         "trials": trials,
@@ -199,7 +203,13 @@ def build_summary(run: Run) -> dict[str, Any]:
     all_trials = [t for e in experiments for t in e["trials"]]
     slo_statuses = [str(r.get("status")) for t in all_trials for r in t["slos"]]
     lost = sum((t["ledger"] or {}).get("lost_total", 0) for t in all_trials)
-    score = scoring.compute([t["status"] for t in all_trials], slo_statuses, lost)
+    score = scoring.compute(
+        [t["status"] for t in all_trials],
+        slo_statuses,
+        lost,
+        availabilities=[t["score"]["availability"] for t in all_trials],
+        recovery_used=[scoring.recovery_budget_used(t["slos"]) for t in all_trials],
+    )
     reasons = verdict_reasons(experiments)
     info = run.info
     summary = {

@@ -33,6 +33,7 @@ from typing import Any
 
 from chaoskit.documents import read_document
 from chaoskit.errors import InvalidConfig
+from chaoskit.load.profiles import REQUEST_TIMEOUT_S
 
 SUITE_FIELDS = frozenset(
     {
@@ -219,13 +220,18 @@ def load_suite(path: Path) -> Suite:
     namespaces = tuple(
         r.text(f"namespaces[{i}]", ns, pattern=NAME) for i, ns in enumerate(namespaces_raw)
     )
-    suite_slos = _slo_list(r, "slos", doc.get("slos") or [])
+    load = _load(r, doc["load"]) if doc.get("load") is not None else None
+    # With load, the client's timeout caps every latency it records.
+    limit_ms = REQUEST_TIMEOUT_S * 1000 if load is not None else None
+    suite_slos = _slo_list(r, "slos", doc.get("slos") or [], limit_ms)
     experiments_raw = doc["experiments"]
     if not isinstance(experiments_raw, list) or not experiments_raw:
         raise r.fail("experiments", "must be a non-empty list")
     experiments: list[ExperimentEntry] = []
     for i, item in enumerate(experiments_raw):
-        entry = _experiment(r, f"experiments[{i}]", item, trials, suite_slos)
+        entry = _experiment(
+            r, f"experiments[{i}]", item, trials, suite_slos, latency_limit_ms=limit_ms
+        )
         if any(e.name == entry.name for e in experiments):
             raise r.fail(f"experiments[{i}].name", f"{entry.name!r} appears twice")
         experiments.append(entry)
@@ -238,7 +244,7 @@ def load_suite(path: Path) -> Suite:
         cluster_name=cluster_name,
         topology=r.text("topology", doc.get("topology", "ecommerce")),
         namespaces=namespaces,
-        load=_load(r, doc["load"]) if doc.get("load") is not None else None,
+        load=load,
         slos=suite_slos,
         experiments=tuple(experiments),
         serving_deadline=r.number(
@@ -247,7 +253,9 @@ def load_suite(path: Path) -> Suite:
     )
 
 
-def _slo_list(r: _Reader, where: str, value: Any) -> tuple[dict[str, Any], ...]:
+def _slo_list(
+    r: _Reader, where: str, value: Any, latency_limit_ms: float | None
+) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list):
         raise r.fail(where, f"must be a list, not {type(value).__name__}")
     out = []
@@ -256,8 +264,25 @@ def _slo_list(r: _Reader, where: str, value: Any) -> tuple[dict[str, Any], ...]:
             raise r.fail(f"{where}[{i}]", "must be a mapping")
         named = dict(item)
         named["name"] = r.text(f"{where}[{i}].name", item.get("name", item.get("kind")))
+        if latency_limit_ms is not None:
+            _check_latency_threshold(r, f"{where}[{i}].threshold", named, latency_limit_ms)
         out.append(named)
     return tuple(out)
+
+
+def _check_latency_threshold(r: _Reader, where: str, slo: dict[str, Any], limit_ms: float) -> None:
+    """A latency SLO must sit below the load client's request timeout: a request that times
+    out is recorded at the timeout, so a threshold at or above it could never fail."""
+    threshold = slo.get("threshold")
+    if slo.get("kind") != "p99_ms" or isinstance(threshold, bool):
+        return
+    if isinstance(threshold, int | float) and threshold >= limit_ms:
+        raise r.fail(
+            where,
+            f"{threshold:g} ms is not below the load client's request timeout "
+            f"({limit_ms:g} ms): a request that times out is recorded at the timeout, so "
+            f"this p99 could never fail; set it below {limit_ms:g}",
+        )
 
 
 def _load(r: _Reader, value: Any) -> LoadSettings:
@@ -285,7 +310,13 @@ def _load(r: _Reader, value: Any) -> LoadSettings:
 
 
 def _experiment(
-    r: _Reader, where: str, value: Any, default_trials: int, suite_slos: tuple[dict[str, Any], ...]
+    r: _Reader,
+    where: str,
+    value: Any,
+    default_trials: int,
+    suite_slos: tuple[dict[str, Any], ...],
+    *,
+    latency_limit_ms: float | None,
 ) -> ExperimentEntry:
     if isinstance(value, str):
         value = {"file": value}
@@ -298,7 +329,7 @@ def _experiment(
     if not isinstance(variables_raw, dict):
         raise r.fail(f"{where}.vars", "must be a mapping of configuration keys to values")
     variables = {str(k): str(v) for k, v in variables_raw.items()}
-    own = _slo_list(r, f"{where}.slos", raw.get("slos") or [])
+    own = _slo_list(r, f"{where}.slos", raw.get("slos") or [], latency_limit_ms)
     own_names = {s["name"] for s in own}
     slos = tuple(s for s in suite_slos if s["name"] not in own_names) + own
     requires_raw = r.mapping(f"{where}.requires", raw.get("requires") or {}, REQUIRES_FIELDS)

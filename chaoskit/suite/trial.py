@@ -42,6 +42,7 @@ from chaoskit.results import (
     TrialStatus,
 )
 from chaoskit.suite.spec import ExperimentEntry, LoadSettings, Suite
+from chaoskit.topology.client import RUN_ID_LIMIT, bounded_id
 from chaoskit.topology.shopdb import ledger
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,13 @@ def trial_seed(suite_seed: str, experiment: str, trial: int) -> str:
     """The same suite seed picks the same victims in the same trial, and other victims in
     other trials."""
     return f"{suite_seed}-{experiment}-{trial}"
+
+
+def load_run_id(run_id: str, experiment: str, trial: int) -> str:
+    """The id of a trial's load run, the prefix of its orders' keys: unique per trial, also
+    when the suite's and experiment's names are long (then shortened with a hash)."""
+    suffix = f"-{trial}"
+    return bounded_id(f"{run_id}-{experiment}", RUN_ID_LIMIT - len(suffix)) + suffix
 
 
 def _load_spec(settings: LoadSettings, target: TrialTarget, out_dir: Path, run_id: str) -> LoadSpec:
@@ -233,7 +241,7 @@ def _run_under_load(
     measured: LoadResult | None = None
     try:
         if suite.load is not None:
-            run_id = f"{target.run_id}-{entry.name}-{number}"[:64].rstrip("-")
+            run_id = load_run_id(target.run_id, entry.name, number)
             spec = _load_spec(suite.load, target, trial_dir / "load", run_id)
             load = LoadRun(spec).start()
             record.mark("load-started", f"{suite.load.profile}, {suite.load.users} users")

@@ -8,6 +8,7 @@ is retried with the same key, as a careful client would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -23,22 +24,60 @@ from chaoskit.topology.ledger import Ack
 FLASH_SALE_PRODUCT = "flash-1"
 
 
+RUN_ID_LIMIT = 64
+"""Characters a run id may have (letters, digits and '-'): with the separator and a UUID,
+an idempotency key stays within the shop's 128."""
+KEY_SEPARATOR = "."
+"""Between the run id and the rest of an idempotency key. Run ids never hold it, so the
+prefix of run ``r-1`` (``r-1.``) cannot match the keys of run ``r-10`` (``r-10.…``).
+``loadprofiles/_shop.py`` spells the same character (the profiles do not import chaoskit)."""
+
+
 def new_run_id() -> str:
     return f"run-{uuid.uuid4().hex[:12]}"
+
+
+def bounded_id(text: str, limit: int = RUN_ID_LIMIT) -> str:
+    """``text`` if it fits in ``limit`` characters, else its head and a short hash of all of
+    it: still readable, and two long ids that share their head stay apart."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{text[: limit - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def key_prefix(run_id: str) -> str:
+    """What every idempotency key of ``run_id`` starts with, and no other run's key does."""
+    return f"{run_id}{KEY_SEPARATOR}"
+
+
+def order_key(run_id: str, suffix: str | None = None) -> str:
+    """A fresh idempotency key of ``run_id`` (``suffix`` instead of a UUID: a fixed one)."""
+    return f"{key_prefix(run_id)}{suffix or uuid.uuid4()}"
+
+
+def owns_key(run_id: str, key: str) -> bool:
+    """Whether ``key`` was made for ``run_id`` (an exact, case-sensitive prefix match)."""
+    return key.startswith(key_prefix(run_id))
 
 
 @dataclass
 class OrderRun:
     """What a run of orders saw, from the client's side.
 
-    Every idempotency key of a run starts with its ``run_id``, so that the ledger can tell
-    this run's orders from everything else in the shop's database.
+    Every idempotency key of a run starts with its ``run_id`` and :data:`KEY_SEPARATOR`
+    (:func:`order_key`), so that the ledger can tell this run's orders from everything else
+    in the shop's database.
     """
 
     run_id: str = field(default_factory=new_run_id)
     acks: list[Ack] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def key(self, suffix: str | None = None) -> str:
+        """A fresh idempotency key of this run (see :func:`order_key`)."""
+        return order_key(self.run_id, suffix)
 
     def record(self, ack: Ack | None, failure: str | None) -> None:
         with self._lock:
@@ -91,7 +130,7 @@ def order_burst(
     result = run if run is not None else OrderRun()
 
     def one(_: int) -> None:
-        ack, failure = place_order(base_url, key=f"{result.run_id}-{uuid.uuid4()}")
+        ack, failure = place_order(base_url, key=result.key())
         result.record(ack, failure)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:

@@ -11,7 +11,7 @@ import time
 from chaoskit.cluster.access import ClusterAccess
 from chaoskit.errors import OperationFailed
 from chaoskit.proc import capture
-from chaoskit.topology.client import OrderRun
+from chaoskit.topology.client import OrderRun, key_prefix, owns_key
 from chaoskit.topology.ledger import LedgerReport, StoredOrder, reconcile
 
 MYSQL_POD = "mysql-0"
@@ -86,31 +86,49 @@ def query(access: ClusterAccess, namespace: str, sql: str, timeout: float = 60) 
         time.sleep(3)
 
 
-def _key_filter(key_prefix: str) -> str:
-    if not all(c.isalnum() or c == "-" for c in key_prefix):
-        raise ValueError(f"key prefix {key_prefix!r}: letters, digits and '-' only")
-    return f"o.idempotency_key LIKE '{key_prefix}%'"
+LIKE_ESCAPE = "!"
 
 
-def stored_orders(access: ClusterAccess, namespace: str, key_prefix: str) -> list[StoredOrder]:
-    """The orders whose idempotency key starts with ``key_prefix`` (one client run)."""
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching what starts with ``prefix``, its wildcards escaped."""
+    escaped = "".join(f"{LIKE_ESCAPE}{c}" if c in f"%_{LIKE_ESCAPE}" else c for c in prefix)
+    return f"{escaped}%"
+
+
+def key_filter(run_id: str, column: str = "o.idempotency_key") -> str:
+    """SQL narrowing ``column`` to the keys of ``run_id`` (with the index on the keys).
+
+    The LIKE is only a filter: the table's collation may ignore case, so callers keep the
+    rows whose key :func:`~chaoskit.topology.client.owns_key` exactly.
+    """
+    if not run_id or not all(c.isascii() and (c.isalnum() or c == "-") for c in run_id):
+        raise ValueError(f"run id {run_id!r}: letters, digits and '-' only")
+    return f"{column} LIKE '{like_prefix(key_prefix(run_id))}' ESCAPE '{LIKE_ESCAPE}'"
+
+
+def stored_orders(access: ClusterAccess, namespace: str, run_id: str) -> list[StoredOrder]:
+    """The orders whose idempotency key belongs to ``run_id`` (one client run)."""
     rows = query(
         access,
         namespace,
-        f"SELECT o.id, o.idempotency_key FROM orders o WHERE {_key_filter(key_prefix)}",  # noqa: S608
+        f"SELECT o.id, o.idempotency_key FROM orders o WHERE {key_filter(run_id)}",  # noqa: S608
     )
-    return [StoredOrder(order_id=row[0], idempotency_key=row[1]) for row in rows]
+    return [
+        StoredOrder(order_id=row[0], idempotency_key=row[1])
+        for row in rows
+        if owns_key(run_id, row[1])
+    ]
 
 
-def notified_order_ids(access: ClusterAccess, namespace: str, key_prefix: str) -> list[str]:
+def notified_order_ids(access: ClusterAccess, namespace: str, run_id: str) -> list[str]:
     """One entry per notification recorded for an order of that run."""
     rows = query(
         access,
         namespace,
-        "SELECT n.order_id FROM notifications n JOIN orders o ON o.id = n.order_id "  # noqa: S608
-        f"WHERE {_key_filter(key_prefix)}",
+        "SELECT n.order_id, o.idempotency_key FROM notifications n "  # noqa: S608
+        f"JOIN orders o ON o.id = n.order_id WHERE {key_filter(run_id)}",
     )
-    return [row[0] for row in rows]
+    return [row[0] for row in rows if owns_key(run_id, row[1])]
 
 
 def ledger(

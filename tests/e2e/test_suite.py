@@ -84,6 +84,10 @@ def test_the_report_has_every_experiment(flash_sale: Path) -> None:
     names = [e["name"] for e in summary["experiments"]]
     assert sorted(names) == sorted(e.name for e in suite.experiments)
     assert summary["verdict"] == "pass" and 0 <= summary["score"]["value"] <= 100
+    # the score measures availability and recovery; the p99 is over the window's requests
+    assert {"availability_score", "recovery_score"} <= set(summary["score"]["components"])
+    trials = [t for e in summary["experiments"] for t in e["trials"]]
+    assert all(t["during_fault"].get("p99_basis") == "requests" for t in trials)
     cases = ET.parse(flash_sale / "junit.xml").getroot().iter("testcase")
     assert len(list(cases)) == suite.trial_count
     html = (flash_sale / "report.html").read_text()

@@ -33,7 +33,7 @@ def test_orders_through_the_ingress_reach_mysql_and_notifications(shop: Shop) ->
 
 def test_a_retried_order_with_the_same_key_is_not_created_twice(shop: Shop) -> None:
     run = OrderRun()
-    key = f"{run.run_id}-retried"
+    key = run.key("retried")
     first, _ = place_order(shop.ingress, key=key)
     again, _ = place_order(shop.ingress, key=key)
     assert first is not None and again is not None

@@ -93,6 +93,7 @@ def test_worker_pods_relay_their_records_instead_of_writing_them(tmp_path: Path)
     assert env == {
         "CHAOSKIT_RUN_ID": "run-pods",
         "CHAOSKIT_LOAD_RELAY": "1",
+        "CHAOSKIT_REQUEST_TIMEOUT": "10",  # the workers time out as chaoskit expects
         "PYTHONUNBUFFERED": "1",
         "LOCUST_THINK_TIME": "0.5",
     }

@@ -93,14 +93,16 @@ def test_acks_of_every_process_are_merged_in_time_order(tmp_path: Path) -> None:
     _jsonl(
         tmp_path / "acks-w1-10.jsonl",
         [
-            {"idempotency_key": "run-test-b", "order_id": "o-b", "t": T0 + 2},
-            {"idempotency_key": "run-other-x", "order_id": "o-x", "t": T0 + 1},
+            {"idempotency_key": "run-test.b", "order_id": "o-b", "t": T0 + 2},
+            {"idempotency_key": "run-other.x", "order_id": "o-x", "t": T0 + 1},
+            # another run whose id starts with this one's: not this run's order
+            {"idempotency_key": "run-test-2.y", "order_id": "o-y", "t": T0 + 1},
         ],
         tail='{"idempotency_key": "run-te',
     )
     _jsonl(
         tmp_path / "acks-w2-11.jsonl",
-        [{"idempotency_key": "run-test-a", "order_id": "o-a", "t": T0 + 1}],
+        [{"idempotency_key": "run-test.a", "order_id": "o-a", "t": T0 + 1}],
     )
     acks = read_acks(tmp_path, "run-test")
     assert [(t, a.order_id) for t, a in acks] == [(T0 + 1, "o-a"), (T0 + 2, "o-b")]
@@ -139,8 +141,8 @@ def test_a_finished_runs_files_become_a_result_and_outputs(tmp_path: Path) -> No
     _jsonl(
         out / "acks-w1-10.jsonl",
         [
-            {"idempotency_key": "run-test-1", "order_id": "o-1", "t": T0 + 0.2},
-            {"idempotency_key": "run-test-2", "order_id": "o-2", "t": T0 + 0.7},
+            {"idempotency_key": "run-test.1", "order_id": "o-1", "t": T0 + 0.2},
+            {"idempotency_key": "run-test.2", "order_id": "o-2", "t": T0 + 0.7},
         ],
     )
     (out / "locust_failures.csv").write_text(

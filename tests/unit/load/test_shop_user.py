@@ -11,6 +11,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
+
+from chaoskit.load.profiles import REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S
+from chaoskit.load.runner import LoadSpec, locust_env
 
 PROFILES = Path(__file__).resolve().parents[3] / "loadprofiles"
 
@@ -88,7 +92,7 @@ def test_orders_are_acknowledged_refused_failed_or_retried_with_the_same_key(
     retried = result["unavailable_then_replayed"]
     assert [name for name, _ in retried["sent"]] == ["/orders", "/orders (retry)"]
     first_key, retry_key = (key for _, key in retried["sent"])
-    assert first_key == retry_key and first_key.startswith("run-unit-")
+    assert first_key == retry_key and first_key.startswith("run-unit.")
     assert retried["log"] == ["failure: HTTP 503 backend_unavailable", "success"]
     reset = result["reset_twice"]
     assert len(reset["sent"]) == 2  # retried once, not more
@@ -97,4 +101,68 @@ def test_orders_are_acknowledged_refused_failed_or_retried_with_the_same_key(
     [acks_file] = tmp_path.glob("acks-*.jsonl")
     acks = [json.loads(line) for line in acks_file.read_text().splitlines()]
     assert [a["order_id"] for a in acks] == ["o-1", "o-2"]
-    assert all(a["idempotency_key"].startswith("run-unit-") and a["t"] > 0 for a in acks)
+    assert all(a["idempotency_key"].startswith("run-unit.") and a["t"] > 0 for a in acks)
+
+
+SAMPLES = textwrap.dedent(
+    """
+    import json, socket, sys
+    sys.path.insert(0, sys.argv[1])
+    import gevent, _shop
+    from locust.exception import CatchResponseError
+
+    class ErrorResponse:
+        def __init__(self, error):
+            self.error = error
+
+    def record(name, response_time, exception=None, response=None):
+        _shop._count("GET", name, response_time, exception, response)
+
+    record("timeout", 10003.2, gevent.Timeout(10))
+    record("connect-timeout", 5001.0, socket.timeout("timed out"))
+    # an order's failure reported by the user's code, the timeout behind it
+    record("order-timeout", 9999.0, CatchResponseError("transport: Timeout"),
+           ErrorResponse(gevent.Timeout(10)))
+    record("reset", 12.3, ConnectionResetError("reset"))
+    record("no-time", None, ConnectionResetError("reset"))
+    record("slow", 9950.0)
+    record("fast", 0.3)
+    seconds = [s for second in _shop.PER_SECOND.requests.values() for s in second.items()]
+    print(json.dumps({name: [b["failures"], dict(b["times"])] for (_, name), b in seconds}))
+    print(json.dumps({"timeout": _shop.REQUEST_TIMEOUT_S,
+                      "default": _shop.DEFAULT_REQUEST_TIMEOUT_S}))
+    """
+)
+
+
+def _samples(env: dict[str, str]) -> tuple[dict[str, list[Any]], dict[str, float]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", SAMPLES, str(PROFILES)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin", **env},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    *_, samples, timeouts = proc.stdout.splitlines()
+    return json.loads(samples), json.loads(timeouts)
+
+
+def test_a_timed_out_request_is_a_failure_at_the_full_timeout() -> None:
+    samples, timeouts = _samples({"CHAOSKIT_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S)})
+    full = str(int(REQUEST_TIMEOUT_S * 1000))
+    assert timeouts["timeout"] == REQUEST_TIMEOUT_S
+    for name in ("timeout", "connect-timeout", "order-timeout", "no-time"):
+        assert samples[name] == [1, {full: 1}], name
+    assert samples["reset"] == [1, {"13": 1}]  # a quick failure keeps its own wait
+    # buckets are named by their upper bound: a percentile never flatters
+    assert samples["slow"] == [0, {"10000": 1}]
+    assert samples["fast"] == [0, {"1": 1}]
+
+
+def test_the_profiles_default_timeout_is_chaoskits() -> None:
+    _, timeouts = _samples({})
+    assert timeouts["timeout"] == timeouts["default"] == REQUEST_TIMEOUT_S
+    spec = LoadSpec(PROFILES / "steady.py", "http://127.0.0.1:1", duration=10, out_dir=Path("x"))
+    assert locust_env(spec, {})[REQUEST_TIMEOUT_ENV] == f"{REQUEST_TIMEOUT_S:g}"

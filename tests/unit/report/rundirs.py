@@ -8,7 +8,6 @@ events, the ledger from the real ``reconcile``. Only the numbers are made up.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,9 +151,9 @@ def _result(spec: TrialSpec, start: float, injected: float) -> dict[str, Any]:
 
 
 def _load(spec: TrialSpec, folder: Path, start: float, injected: float) -> dict[str, Any]:
-    scratch = folder / "records"
-    scratch.mkdir(parents=True)
-    records = scratch / "seconds-host-1.jsonl"
+    # The profile's own records stay in load/, as in a real run (the p99 is taken from them).
+    (folder / "load").mkdir(parents=True)
+    records = folder / "load" / "seconds-host-1.jsonl"
     records.write_text(
         "".join(json.dumps(r) + "\n" for r in _seconds_records(spec, start, injected))
     )
@@ -169,9 +168,7 @@ def _load(spec: TrialSpec, folder: Path, start: float, injected: float) -> dict[
         started_at=start,
         ended_at=start + LOAD_SECONDS,
     )  # fmt: skip
-    (folder / "load").mkdir()
     write_outputs(result)
-    shutil.rmtree(scratch)
     return result.summary()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +62,7 @@ def test_an_identical_rerun_within_tolerance_passes(baseline: Path, tmp_path: Pa
     assert {f.kind for f in result.findings} == {"ok"}
     proc = _cli("gate", "--report", str(rerun), "--baseline", str(baseline))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip().endswith("gate: pass (verdict pass, score 100)")
+    assert proc.stdout.strip().endswith(f"gate: pass (verdict pass, score {result.score:g})")
 
 
 def test_an_injected_recovery_regression_fails_with_its_reason(
@@ -116,7 +118,48 @@ def test_a_score_drop_and_a_missing_experiment_are_regressions(
     render(run_dir)
     lines = [f.line() for f in gate(run_dir, baseline).failures]
     assert "REGRESSION node-stop: in the baseline, missing from this run" in lines
-    assert "REGRESSION score: 75.0 vs baseline 100.0 (-25.0, allowed -5.0: score=5)" in lines
+    old, new = _score(baseline), _score(run_dir)
+    assert new < old - 5
+    assert (
+        f"REGRESSION score: {new:.1f} vs baseline {old:.1f} ({new - old:+.1f}, allowed -5.0: "
+        "score=5)"
+    ) in lines
+
+
+def _score(run_dir: Path) -> float:
+    return float(json.loads((run_dir / "summary.json").read_text())["score"]["value"])
+
+
+def test_more_failures_during_the_fault_lower_the_score_against_the_baseline(
+    baseline: Path, tmp_path: Path
+) -> None:
+    """Every SLO still passes; only the score (availability in the fault window) falls."""
+    worse = _rerun(tmp_path / "worse", pod_failures=6)
+    old, new = _score(baseline), _score(worse)
+    assert 2 < old - new < 5
+    lenient_on_errors = "error_rate=100"
+    result = gate(worse, baseline, f"{lenient_on_errors},score=2")
+    assert [f.line() for f in result.failures] == [
+        f"REGRESSION score: {new:.1f} vs baseline {old:.1f} ({new - old:+.1f}, allowed -2.0: "
+        "score=2)"
+    ]
+    assert gate(worse, baseline, f"{lenient_on_errors},score=5").passed
+    assert not gate(worse, baseline, f"{lenient_on_errors},score=2%").passed
+    assert gate(worse, baseline, f"{lenient_on_errors},score=5%+1").passed
+
+
+def test_a_baseline_scored_by_another_formula_is_noted_not_compared(
+    baseline: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(baseline, old)
+    summary = json.loads((old / "summary.json").read_text())
+    summary["score"] = {"value": 100.0, "formula": "score = an older formula"}
+    (old / "summary.json").write_text(json.dumps(summary))
+    result = gate(baseline, old)
+    assert result.passed
+    [note] = [f for f in result.findings if f.subject == "score"]
+    assert note.kind == "note" and "another formula" in note.message
 
 
 def test_tolerance_syntax() -> None:
@@ -167,7 +210,8 @@ def test_chaoskit_report_re_renders_and_prints_the_paths(
     run_dir = standard_run(tmp_path / "run")
     code, out, err = _main(capsys, "report", str(run_dir))
     assert code == 0, err
-    assert out.startswith("run run: pass, resilience score 100.0 (4 trials, rendered in ")
+    score = _score(run_dir)
+    assert out.startswith(f"run run: pass, resilience score {score} (4 trials, rendered in ")
     assert f"  html: {run_dir / 'report.html'}" in out
     assert (run_dir / "summary.json").is_file()
     code, _, err = _main(capsys, "report", str(tmp_path / "nope"))

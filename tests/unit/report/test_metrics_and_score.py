@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,38 @@ def test_the_score_weighs_slos_and_trials_and_punishes_lost_orders() -> None:
     as_dict = score.compute(["passed"], ["pass"], 0).to_dict()
     assert as_dict["formula"] == score.FORMULA
     json.dumps(as_dict)
+
+
+def test_failed_requests_during_faults_and_slow_recovery_cost_points() -> None:
+    statuses, slos = ["passed"] * 4, ["pass"] * 8
+    perfect = score.compute(statuses, slos, 0, availabilities=[1.0] * 4, recovery_used=[0.0] * 4)
+    assert perfect.value == 100.0
+    # a tenth of the requests failed during every fault: the availability component is gone
+    tenth = score.compute(statuses, slos, 0, availabilities=[0.9] * 4, recovery_used=[0.0] * 4)
+    assert (tenth.availability_score, tenth.value) == (0.0, 75.0)
+    one_pct = score.compute(statuses, slos, 0, availabilities=[0.99] * 4)
+    assert one_pct.availability_score == pytest.approx(0.9)
+    assert one_pct.value == round(100 * (1 + 1 + 0.9) / 3, 1)  # no recovery budget: left out
+    # a trial without figures for its window counts 0; an unmeasured recovery too
+    partial = score.compute(statuses, slos, 0, availabilities=[1.0, 1.0, 1.0, None])
+    assert partial.availability_score == 0.75 and partial.availability_trials == 3
+    half_budget = score.compute(statuses, slos, 0, recovery_used=[0.5, None, math.inf, None])
+    assert half_budget.recovery_score == 0.25 and half_budget.recovery_trials == 2
+    as_dict = tenth.to_dict()
+    assert as_dict["components"] == [
+        "availability_score", "recovery_score", "slo_pass_share", "trial_pass_share"
+    ]  # fmt: skip
+    assert as_dict["quality"] == 0.75 and as_dict["availability"] == 0.9
+
+
+def test_the_recovery_budget_is_the_strictest_recovery_slo() -> None:
+    results = [
+        {"kind": "recovery_s", "op": "<=", "threshold": 60, "value": 30.0, "status": "pass"},
+        {"kind": "recovery_s", "op": "<=", "threshold": 40, "value": 30.0, "status": "pass"},
+        {"kind": "error_rate", "op": "<=", "threshold": 5, "value": 1.0, "status": "pass"},
+    ]
+    assert score.recovery_budget_used(results) == 0.75
+    assert score.recovery_budget_used(results[2:]) is None
+    never = [{"kind": "recovery_s", "threshold": 60, "value": None, "status": "fail"}]
+    assert score.recovery_budget_used(never) == math.inf
+    assert score.trial_inputs(None, never)["recovery_score"] == 0.0

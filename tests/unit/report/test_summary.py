@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from statistics import fmean
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ def test_a_passing_run(tmp_path: Path) -> None:
     summary = build_summary(load_run(standard_run(tmp_path / "run")))
     assert summary["schema"] == SCHEMA
     assert (summary["verdict"], summary["reasons"]) == ("pass", [])
-    assert summary["score"]["value"] == 100.0
+    _assert_score_components(summary)
     assert summary["totals"] == {
         "experiments": 2, "trials": 4, "passed": 4, "failed": 0, "errored": 0,
         "slos": {"pass": 16, "fail": 0, "error": 0}, "lost_orders": 0,
@@ -42,6 +44,53 @@ def test_a_passing_run(tmp_path: Path) -> None:
     assert trial["during_fault"]["requests"] == 500
 
 
+def _assert_score_components(summary: dict[str, Any], lost: int = 0) -> None:
+    """The score is its documented formula over the figures summary.json holds."""
+    score = summary["score"]
+    trials = [t for e in summary["experiments"] for t in e["trials"]]
+    availability = [
+        1 - t["during_fault"]["failures"] / t["during_fault"]["requests"]
+        if "requests" in t["during_fault"]
+        else None
+        for t in trials
+    ]
+    expected_availability = fmean(
+        min(1.0, max(0.0, (a - 0.9) / 0.1)) if a is not None else 0.0 for a in availability
+    )
+    assert score["availability_score"] == pytest.approx(expected_availability, abs=1e-4)
+    budget = {s["name"]: s["threshold"] for s in summary["slos"]}["recovery"]
+    expected_recovery = fmean(
+        min(1.0, max(0.0, 1 - t["fault"]["recovery_s"] / budget)) for t in trials
+    )
+    assert score["recovery_score"] == pytest.approx(expected_recovery, abs=1e-4)
+    parts = [
+        score["trial_pass_share"],
+        score["slo_pass_share"],
+        expected_availability,
+        expected_recovery,
+    ]
+    assert score["value"] == round(max(0.0, 100 * fmean(parts) - 10 * lost), 1)
+    assert [t["score"]["availability"] for t in trials] == [
+        None if a is None else pytest.approx(a, abs=1e-4) for a in availability
+    ]
+
+
+def test_the_score_moves_with_availability_and_recovery(tmp_path: Path) -> None:
+    """Every SLO passes in each of these runs; the score still tells them apart."""
+    clean = build_summary(load_run(standard_run(tmp_path / "clean", failures_per_s=0)))
+    failing = build_summary(load_run(standard_run(tmp_path / "failing", failures_per_s=6)))
+    quick = build_summary(load_run(standard_run(tmp_path / "quick", recovery_s=6)))
+    slow = build_summary(load_run(standard_run(tmp_path / "slow", recovery_s=45)))
+    for summary in (clean, failing, quick, slow):
+        assert summary["verdict"] == "pass", summary["reasons"]
+        _assert_score_components(summary)
+    assert clean["score"]["availability_score"] == 1.0
+    assert failing["score"]["availability_score"] < 0.8
+    assert failing["score"]["value"] < clean["score"]["value"] - 5
+    assert slow["score"]["recovery_score"] == pytest.approx(0.25)
+    assert slow["score"]["value"] < quick["score"]["value"] - 10
+
+
 def test_failures_lost_orders_and_missing_data_fail_the_verdict(tmp_path: Path) -> None:
     specs = standard_specs()
     specs[1].lost_orders = 2
@@ -57,8 +106,12 @@ def test_failures_lost_orders_and_missing_data_fail_the_verdict(tmp_path: Path) 
     assert any("SLO error-rate error: no load time series" in r for r in reasons)
     assert summary["totals"]["lost_orders"] == 2
     assert summary["totals"]["slos"] == {"pass": 13, "fail": 1, "error": 2}
-    # 2 of 4 trials passed; 13 of 16 SLO checks; two lost orders.
-    assert summary["score"]["value"] == round(100 * (0.5 * 13 / 16 + 0.5 * 2 / 4) - 20, 1)
+    # 2 of 4 trials passed; 13 of 16 SLO checks; two lost orders; the trial without load
+    # has no availability and scores 0 for it.
+    score = summary["score"]
+    assert (score["trial_pass_share"], score["slo_pass_share"]) == (2 / 4, 13 / 16)
+    assert score["availability_trials"] == 3
+    _assert_score_components(summary, lost=2)
     node_stop = summary["experiments"][1]
     assert (node_stop["verdict"], node_stop["trials_failed"], node_stop["trials_errored"]) == (
         "fail",
