@@ -9,6 +9,11 @@ is used. ``to_dict()`` writes the JSON field names the files have always had;
 
 :func:`fault_window` is the one definition of the fault window: from the first injection
 to the moment the desired state held again after the last one.
+
+The report's ``summary.json`` is :class:`Summary` (per experiment :class:`ExperimentSummary`,
+per trial :class:`TrialSummary`). Unlike the run's files, it is read strictly: a field
+older summaries lack takes its default, but a field of the wrong type is an
+:class:`~chaoskit.errors.InvalidConfig` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from chaoskit.errors import InvalidConfig
 
 TrialStatus = Literal["passed", "failed", "errored"]
 PASSED: TrialStatus = "passed"
@@ -368,4 +376,784 @@ class TrialResult:
             system_check=(
                 raw.get("system_check") if isinstance(raw.get("system_check"), str) else None
             ),
+        )
+
+
+# --------------------------------------------------------------------------- the summary
+
+SUMMARY_SCHEMA = "chaoskit.summary/v1"
+Verdict = Literal["pass", "fail"]
+SLOStatus = Literal["pass", "fail", "error"]
+Num = int | float
+"""A JSON number as written (a count stays an int)."""
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class _Fields:
+    """One JSON object of a summary, read strictly. A missing (or null) field takes its
+    default, as older summaries lack the newer fields; a field of the wrong type raises
+    InvalidConfig naming ``file`` and the field's path (``experiments[0].trials[1].status``)."""
+
+    def __init__(self, raw: Any, where: str, file: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise InvalidConfig(file, where or "(document)", f"must be an object, not {_kind(raw)}")
+        self.raw: Mapping[str, Any] = raw
+        self.where = where
+        self.file = file
+
+    def at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def bad(self, key: str, want: str) -> InvalidConfig:
+        return InvalidConfig(self.file, self.at(key), f"must be {want}, not {_kind(self.raw[key])}")
+
+    def missing(self, key: str) -> bool:
+        return self.raw.get(key) is None
+
+    def required(self, key: str) -> None:
+        if self.missing(key):
+            raise InvalidConfig(self.file, self.at(key), "is missing")
+
+    def text(self, key: str) -> str | None:
+        if self.missing(key):
+            return None
+        value = self.raw[key]
+        if not isinstance(value, str):
+            raise self.bad(key, "a string")
+        return value
+
+    def num(self, key: str) -> Num | None:
+        if self.missing(key):
+            return None
+        value = self.raw[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.bad(key, "a number")
+        return value
+
+    def count(self, key: str) -> int:
+        if self.missing(key):
+            return 0
+        value = self.raw[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.bad(key, "an integer")
+        return value
+
+    def flag(self, key: str) -> bool | None:
+        if self.missing(key):
+            return None
+        value = self.raw[key]
+        if not isinstance(value, bool):
+            raise self.bad(key, "true or false")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.raw.get(key)
+        if value not in choices:
+            if value is None:
+                raise InvalidConfig(self.file, self.at(key), "is missing")
+            raise InvalidConfig(
+                self.file, self.at(key), f"must be one of {', '.join(choices)}, not {value!r}"
+            )
+        return str(value)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        if self.missing(key):
+            return ()
+        value = self.raw[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.bad(key, "a list of strings")
+        return tuple(value)
+
+    def obj(self, key: str) -> _Fields:
+        return _Fields({} if self.missing(key) else self.raw[key], self.at(key), self.file)
+
+    def optional_obj(self, key: str) -> _Fields | None:
+        return None if self.missing(key) else self.obj(key)
+
+    def objs(self, key: str) -> list[_Fields]:
+        if self.missing(key):
+            return []
+        value = self.raw[key]
+        if not isinstance(value, list):
+            raise self.bad(key, "a list")
+        return [_Fields(v, f"{self.at(key)}[{i}]", self.file) for i, v in enumerate(value)]
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        """An object kept as it is (what run.json said about the suite, say)."""
+        return self.obj(key).raw
+
+    def numbers(self, key: str) -> dict[str, float]:
+        fields = self.obj(key)
+        out: dict[str, float] = {}
+        for name in fields.raw:
+            value = fields.num(name)
+            if value is None:
+                raise fields.bad(name, "a number")
+            out[str(name)] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Spread:
+    """min, median and max of a figure over an experiment's trials, and how many had it."""
+
+    min: Num | None = None
+    median: Num | None = None
+    max: Num | None = None
+    n: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min": self.min, "median": self.median, "max": self.max, "n": self.n}
+
+    @classmethod
+    def read(cls, doc: _Fields) -> Spread:
+        return cls(doc.num("min"), doc.num("median"), doc.num("max"), doc.count("n"))
+
+
+@dataclass(frozen=True)
+class SLOCounts:
+    """SLO results by status (``pass``, ``fail``, ``error`` in the JSON)."""
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+
+    @classmethod
+    def of(cls, statuses: Sequence[str]) -> SLOCounts:
+        return cls(
+            statuses.count("pass"),
+            statuses.count("fail"),
+            sum(1 for s in statuses if s not in ("pass", "fail")),
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {"pass": self.passed, "fail": self.failed, "error": self.errors}
+
+    @classmethod
+    def read(cls, doc: _Fields) -> SLOCounts:
+        return cls(doc.count("pass"), doc.count("fail"), doc.count("error"))
+
+
+@dataclass(frozen=True)
+class SLOResult:
+    """One SLO judged on one trial (trial.json's and summary.json's ``slos[]``)."""
+
+    name: str
+    kind: str
+    status: SLOStatus
+    value: Num | None = None
+    threshold: Num | None = None
+    op: str = "<="
+    reason: str = ""
+    details: Mapping[str, Num | None] = field(default_factory=dict)
+    """Figures beside the judged value (``p99_ms``: ``worst_second_p99_ms``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "value": self.value,
+            "threshold": self.threshold,
+            "op": self.op,
+            "reason": self.reason,
+            **self.details,
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> SLOResult:
+        known = ("name", "kind", "status", "value", "threshold", "op", "reason")
+        status: SLOStatus = doc.choice("status", get_args(SLOStatus))  # type: ignore[assignment]
+        return cls(
+            name=doc.text("name") or "",
+            kind=doc.text("kind") or "",
+            status=status,
+            value=doc.num("value"),
+            threshold=doc.num("threshold"),
+            op=doc.text("op") or "<=",
+            reason=doc.text("reason") or "",
+            details={k: doc.num(k) for k in doc.raw if k not in known},
+        )
+
+    @classmethod
+    def from_dict(
+        cls, raw: Mapping[str, Any], file: str = "trial.json", where: str = "slos[]"
+    ) -> SLOResult:
+        return cls.read(_Fields(raw, where, file))
+
+
+@dataclass(frozen=True)
+class TrialFault:
+    """A trial's fault window, what was injected and on whom (``trials[].fault``)."""
+
+    injected_at: Num | None = None
+    recovered_at: Num | None = None
+    recovery_s: Num | None = None
+    faults: tuple[str, ...] = ()
+    victims: tuple[str, ...] = ()
+    """``<fault>: <kind> <namespace>/<name>``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "injected_at": self.injected_at,
+            "recovered_at": self.recovered_at,
+            "recovery_s": self.recovery_s,
+            "faults": list(self.faults),
+            "victims": list(self.victims),
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> TrialFault:
+        return cls(
+            doc.num("injected_at"),
+            doc.num("recovered_at"),
+            doc.num("recovery_s"),
+            doc.texts("faults"),
+            doc.texts("victims"),
+        )
+
+
+@dataclass(frozen=True)
+class DuringFault:
+    """What clients saw over a trial's padded fault window; or why nothing (``missing``)."""
+
+    missing: str | None = None
+    start: Num | None = None
+    end: Num | None = None
+    open: bool = False
+    seconds: int = 0
+    requests: int = 0
+    failures: int = 0
+    error_rate_pct: Num | None = None
+    p99_ms: Num | None = None
+    worst_second_p99_ms: Num | None = None
+    p99_basis: str = "worst second"
+    """``requests`` (every request of the window) or ``worst second`` (no histograms; what
+    summaries before the p99 over requests held)."""
+    peak_rps: Num | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.missing is not None:
+            return {"missing": self.missing}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "open": self.open,
+            "seconds": self.seconds,
+            "requests": self.requests,
+            "failures": self.failures,
+            "error_rate_pct": self.error_rate_pct,
+            "p99_ms": self.p99_ms,
+            "worst_second_p99_ms": self.worst_second_p99_ms,
+            "p99_basis": self.p99_basis,
+            "peak_rps": self.peak_rps,
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> DuringFault:
+        if "missing" in doc.raw:
+            return cls(missing=doc.text("missing") or "")
+        return cls(
+            start=doc.num("start"),
+            end=doc.num("end"),
+            open=doc.flag("open") or False,
+            seconds=doc.count("seconds"),
+            requests=doc.count("requests"),
+            failures=doc.count("failures"),
+            error_rate_pct=doc.num("error_rate_pct"),
+            p99_ms=doc.num("p99_ms"),
+            worst_second_p99_ms=doc.num("worst_second_p99_ms"),
+            p99_basis=doc.text("p99_basis") or "worst second",
+            peak_rps=doc.num("peak_rps"),
+        )
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> DuringFault:
+        return cls.read(_Fields(raw, "during_fault", "summary.json"))
+
+
+@dataclass(frozen=True)
+class TrialScoreParts:
+    """What one trial gives the score (``trials[].score``; see chaoskit.report.score)."""
+
+    availability: float | None = None
+    availability_score: float | None = None
+    recovery_budget_used: float | None = None
+    recovery_score: float | None = None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "availability": self.availability,
+            "availability_score": self.availability_score,
+            "recovery_budget_used": self.recovery_budget_used,
+            "recovery_score": self.recovery_score,
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> TrialScoreParts:
+        return cls(
+            doc.num("availability"),
+            doc.num("availability_score"),
+            doc.num("recovery_budget_used"),
+            doc.num("recovery_score"),
+        )
+
+
+LEDGER_COUNTS = (
+    "acknowledged",
+    "stored",
+    "notified",
+    "lost_orders",
+    "lost_events",
+    "duplicated",
+    "orphaned",
+    "mismatched",
+)
+
+
+@dataclass(frozen=True)
+class LedgerCounts:
+    """A trial's ledger as counts (``trials[].ledger``)."""
+
+    acknowledged: int | None = None
+    stored: int | None = None
+    notified: int | None = None
+    lost_orders: int | None = None
+    lost_events: int | None = None
+    duplicated: int | None = None
+    orphaned: int | None = None
+    mismatched: int | None = None
+    lost_total: int = 0
+    """Lost + duplicated + mismatched orders."""
+    ok: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "acknowledged": self.acknowledged,
+            "stored": self.stored,
+            "notified": self.notified,
+            "lost_orders": self.lost_orders,
+            "lost_events": self.lost_events,
+            "duplicated": self.duplicated,
+            "orphaned": self.orphaned,
+            "mismatched": self.mismatched,
+            "lost_total": self.lost_total,
+            "ok": self.ok,
+        }
+
+    @classmethod
+    def of(cls, report: Mapping[str, Any]) -> LedgerCounts:
+        """From a ledger report of trial.json (lists of orders, or counts)."""
+
+        def count(key: str) -> int | None:
+            value = report.get(key)
+            if isinstance(value, list | tuple):
+                return len(value)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        counts = {key: count(key) for key in LEDGER_COUNTS}
+        lost = sum(counts[k] or 0 for k in ("lost_orders", "duplicated", "mismatched"))
+        ok = report.get("ok")
+        return cls(**counts, lost_total=lost, ok=ok if isinstance(ok, bool) else lost == 0)
+
+    @classmethod
+    def read(cls, doc: _Fields) -> LedgerCounts:
+        flag = doc.flag("ok")
+        return cls(
+            **{key: doc.count(key) if not doc.missing(key) else None for key in LEDGER_COUNTS},
+            lost_total=doc.count("lost_total"),
+            ok=True if flag is None else flag,
+        )
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """The whole trial's load (``trials[].load``)."""
+
+    requests: Num | None = None
+    failures: Num | None = None
+    rps: Num | None = None
+    p50_ms: Num | None = None
+    p99_ms: Num | None = None
+    users: Num | None = None
+
+    def to_dict(self) -> dict[str, Num | None]:
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "rps": self.rps,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "users": self.users,
+        }
+
+    @classmethod
+    def of(cls, load: Mapping[str, Any]) -> LoadFigures:
+        """From trial.json's ``load`` (a number that is not one becomes null)."""
+        figures = {
+            k: load.get(k) for k in ("requests", "failures", "rps", "p50_ms", "p99_ms", "users")
+        }
+        return cls(
+            **{
+                k: v if isinstance(v, int | float) and not isinstance(v, bool) else None
+                for k, v in figures.items()
+            }
+        )
+
+    @classmethod
+    def read(cls, doc: _Fields) -> LoadFigures:
+        return cls(
+            *(doc.num(k) for k in ("requests", "failures", "rps", "p50_ms", "p99_ms", "users"))
+        )
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One trial in summary.json (``experiments[].trials[]``)."""
+
+    trial: int
+    status: TrialStatus
+    verdict: Verdict
+    seed: str | None = None
+    reasons: tuple[str, ...] = ()
+    started_at: Num | None = None
+    ended_at: Num | None = None
+    duration_s: Num | None = None
+    fault: TrialFault = field(default_factory=TrialFault)
+    recovery: Mapping[str, float] = field(default_factory=dict)
+    """Seconds by recovery component (chaoskit.report.metrics.COMPONENTS)."""
+    during_fault: DuringFault = field(default_factory=DuringFault)
+    slos: tuple[SLOResult, ...] = ()
+    score: TrialScoreParts = field(default_factory=TrialScoreParts)
+    ledger: LedgerCounts | None = None
+    load: LoadFigures | None = None
+    load_error: str | None = None
+    ledger_error: str | None = None
+    system_recovered: bool | None = None
+    files: Mapping[str, str | None] = field(default_factory=dict)
+    """``trial``, ``result``, ``timeseries``: paths relative to the run directory."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "seed": self.seed,
+            "status": self.status,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "fault": self.fault.to_dict(),
+            "recovery": dict(self.recovery),
+            "during_fault": self.during_fault.to_dict(),
+            "slos": [s.to_dict() for s in self.slos],
+            "score": self.score.to_dict(),
+            "ledger": self.ledger.to_dict() if self.ledger is not None else None,
+            "load": self.load.to_dict() if self.load is not None else None,
+            "errors": {"load": self.load_error, "ledger": self.ledger_error},
+            "system_recovered": self.system_recovered,
+            "files": {k: self.files.get(k) for k in ("trial", "result", "timeseries")},
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> TrialSummary:
+        doc.required("trial")
+        status: TrialStatus = doc.choice("status", (PASSED, FAILED, ERRORED))  # type: ignore[assignment]
+        verdict: Verdict = doc.choice("verdict", get_args(Verdict))  # type: ignore[assignment]
+        seed = doc.raw.get("seed")
+        ledger, load = doc.optional_obj("ledger"), doc.optional_obj("load")
+        errors, files = doc.obj("errors"), doc.obj("files")
+        return cls(
+            trial=doc.count("trial"),
+            status=status,
+            verdict=verdict,
+            # run.json and trial.json have held seeds as numbers and as strings
+            seed=None if seed is None else str(seed),
+            reasons=doc.texts("reasons"),
+            started_at=doc.num("started_at"),
+            ended_at=doc.num("ended_at"),
+            duration_s=doc.num("duration_s"),
+            fault=TrialFault.read(doc.obj("fault")),
+            recovery=doc.numbers("recovery"),
+            during_fault=DuringFault.read(doc.obj("during_fault")),
+            slos=tuple(SLOResult.read(s) for s in doc.objs("slos")),
+            score=TrialScoreParts.read(doc.obj("score")),
+            ledger=LedgerCounts.read(ledger) if ledger is not None else None,
+            load=LoadFigures.read(load) if load is not None else None,
+            load_error=errors.text("load"),
+            ledger_error=errors.text("ledger"),
+            system_recovered=doc.flag("system_recovered"),
+            files={k: files.text(k) for k in ("trial", "result", "timeseries")},
+        )
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """An experiment's figures over its trials (``experiments[].aggregate``)."""
+
+    recovery_s: Spread = field(default_factory=Spread)
+    error_rate_pct: Spread = field(default_factory=Spread)
+    p99_ms: Spread = field(default_factory=Spread)
+    worst_second_p99_ms: Spread = field(default_factory=Spread)
+    components: Mapping[str, Spread] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recovery_s": self.recovery_s.to_dict(),
+            "error_rate_pct": self.error_rate_pct.to_dict(),
+            "p99_ms": self.p99_ms.to_dict(),
+            "worst_second_p99_ms": self.worst_second_p99_ms.to_dict(),
+            "components": {k: v.to_dict() for k, v in self.components.items()},
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> Aggregate:
+        components = doc.obj("components")
+        return cls(
+            recovery_s=Spread.read(doc.obj("recovery_s")),
+            error_rate_pct=Spread.read(doc.obj("error_rate_pct")),
+            p99_ms=Spread.read(doc.obj("p99_ms")),
+            worst_second_p99_ms=Spread.read(doc.obj("worst_second_p99_ms")),
+            components={str(k): Spread.read(components.obj(str(k))) for k in components.raw},
+        )
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    """One experiment of a run over its trials (``experiments[]``)."""
+
+    name: str
+    verdict: Verdict
+    file: str | None = None
+    trials_total: int = 0
+    trials_passed: int = 0
+    trials_failed: int = 0
+    trials_errored: int = 0
+    slos: SLOCounts = field(default_factory=SLOCounts)
+    aggregate: Aggregate = field(default_factory=Aggregate)
+    trials: tuple[TrialSummary, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.file,
+            "verdict": self.verdict,
+            "trials_total": self.trials_total,
+            "trials_passed": self.trials_passed,
+            "trials_failed": self.trials_failed,
+            "trials_errored": self.trials_errored,
+            "slos": self.slos.to_dict(),
+            "aggregate": self.aggregate.to_dict(),
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> ExperimentSummary:
+        doc.required("name")
+        verdict: Verdict = doc.choice("verdict", get_args(Verdict))  # type: ignore[assignment]
+        return cls(
+            name=doc.text("name") or "",
+            verdict=verdict,
+            file=doc.text("file"),
+            trials_total=doc.count("trials_total"),
+            trials_passed=doc.count("trials_passed"),
+            trials_failed=doc.count("trials_failed"),
+            trials_errored=doc.count("trials_errored"),
+            slos=SLOCounts.read(doc.obj("slos")),
+            aggregate=Aggregate.read(doc.obj("aggregate")),
+            trials=tuple(TrialSummary.read(t) for t in doc.objs("trials")),
+        )
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """The resilience score and its parts (``score``; see chaoskit.report.score). Older
+    summaries lack the availability and recovery parts: they read as absent."""
+
+    value: float | None = None
+    formula: str = ""
+    quality: float | None = None
+    components: tuple[str, ...] = ()
+    trial_pass_share: float | None = None
+    slo_pass_share: float | None = None
+    availability_score: float | None = None
+    recovery_score: float | None = None
+    availability: float | None = None
+    availability_floor: float | None = None
+    availability_trials: int = 0
+    recovery_trials: int = 0
+    lost_orders: int = 0
+    lost_order_points: float = 0.0
+    slo_checks: int = 0
+    slo_passed: int = 0
+    trials: int = 0
+    trials_passed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "formula": self.formula,
+            "quality": self.quality,
+            "components": list(self.components),
+            "trial_pass_share": self.trial_pass_share,
+            "slo_pass_share": self.slo_pass_share,
+            "availability_score": self.availability_score,
+            "recovery_score": self.recovery_score,
+            "availability": self.availability,
+            "availability_floor": self.availability_floor,
+            "availability_trials": self.availability_trials,
+            "recovery_trials": self.recovery_trials,
+            "lost_orders": self.lost_orders,
+            "lost_order_points": self.lost_order_points,
+            "slo_checks": self.slo_checks,
+            "slo_passed": self.slo_passed,
+            "trials": self.trials,
+            "trials_passed": self.trials_passed,
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> ScoreSummary:
+        return cls(
+            value=doc.num("value"),
+            formula=doc.text("formula") or "",
+            quality=doc.num("quality"),
+            components=doc.texts("components"),
+            trial_pass_share=doc.num("trial_pass_share"),
+            slo_pass_share=doc.num("slo_pass_share"),
+            availability_score=doc.num("availability_score"),
+            recovery_score=doc.num("recovery_score"),
+            availability=doc.num("availability"),
+            availability_floor=doc.num("availability_floor"),
+            availability_trials=doc.count("availability_trials"),
+            recovery_trials=doc.count("recovery_trials"),
+            lost_orders=doc.count("lost_orders"),
+            lost_order_points=doc.num("lost_order_points") or 0.0,
+            slo_checks=doc.count("slo_checks"),
+            slo_passed=doc.count("slo_passed"),
+            trials=doc.count("trials"),
+            trials_passed=doc.count("trials_passed"),
+        )
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ScoreSummary:
+        return cls.read(_Fields(raw, "score", "summary.json"))
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Counts over the whole run (``totals``)."""
+
+    experiments: int = 0
+    trials: int = 0
+    passed: int = 0
+    failed: int = 0
+    errored: int = 0
+    slos: SLOCounts = field(default_factory=SLOCounts)
+    lost_orders: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiments": self.experiments,
+            "trials": self.trials,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errored": self.errored,
+            "slos": self.slos.to_dict(),
+            "lost_orders": self.lost_orders,
+        }
+
+    @classmethod
+    def read(cls, doc: _Fields) -> Totals:
+        return cls(
+            doc.count("experiments"),
+            doc.count("trials"),
+            doc.count("passed"),
+            doc.count("failed"),
+            doc.count("errored"),
+            SLOCounts.read(doc.obj("slos")),
+            doc.count("lost_orders"),
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A run's ``summary.json`` (schema ``chaoskit.summary/v1``, in reports/README.md)."""
+
+    run_id: str
+    verdict: Verdict
+    score: ScoreSummary
+    totals: Totals
+    schema: str = SUMMARY_SCHEMA
+    suite: Mapping[str, Any] = field(default_factory=dict)
+    """``name``, ``file``, ``seed``, ``trials``, ``profile``, ``topology``,
+    ``cluster_config``, as run.json gave them."""
+    cluster: Mapping[str, Any] = field(default_factory=dict)
+    """``name``, ``fresh``, as run.json gave them."""
+    started_at: Num | None = None
+    ended_at: Num | None = None
+    duration_s: Num | None = None
+    reasons: tuple[str, ...] = ()
+    slos: tuple[Mapping[str, Any], ...] = ()
+    """The suite's SLO definitions, normalised (chaoskit.report.slo.SLO.to_dict)."""
+    experiments: tuple[ExperimentSummary, ...] = ()
+    system_not_back: tuple[str, ...] = ()
+    """``<experiment> trial <n>`` after which the system did not serve end to end again."""
+
+    @property
+    def suite_name(self) -> str:
+        return str(self.suite.get("name") or self.run_id)
+
+    @property
+    def trials(self) -> list[TrialSummary]:
+        return [t for e in self.experiments for t in e.trials]
+
+    def experiment(self, name: str) -> ExperimentSummary | None:
+        return next((e for e in self.experiments if e.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "run_id": self.run_id,
+            "suite": dict(self.suite),
+            "cluster": dict(self.cluster),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "score": self.score.to_dict(),
+            "totals": self.totals.to_dict(),
+            "slos": [dict(s) for s in self.slos],
+            "experiments": [e.to_dict() for e in self.experiments],
+            "system_not_back": list(self.system_not_back),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, file: str | Path = "summary.json") -> Summary:
+        """A summary.json document; InvalidConfig naming ``file``, the field and why when
+        a field is damaged (a field older summaries lack takes its default)."""
+        doc = _Fields(raw, "", str(file))
+        if doc.raw.get("schema") != SUMMARY_SCHEMA:
+            raise InvalidConfig(
+                doc.file, "schema", f"is {doc.raw.get('schema')!r}, want {SUMMARY_SCHEMA!r}"
+            )
+        doc.required("run_id")
+        verdict: Verdict = doc.choice("verdict", get_args(Verdict))  # type: ignore[assignment]
+        return cls(
+            run_id=doc.text("run_id") or "",
+            verdict=verdict,
+            score=ScoreSummary.read(doc.obj("score")),
+            totals=Totals.read(doc.obj("totals")),
+            suite=doc.mapping("suite"),
+            cluster=doc.mapping("cluster"),
+            started_at=doc.num("started_at"),
+            ended_at=doc.num("ended_at"),
+            duration_s=doc.num("duration_s"),
+            reasons=doc.texts("reasons"),
+            slos=tuple(s.raw for s in doc.objs("slos")),
+            experiments=tuple(ExperimentSummary.read(e) for e in doc.objs("experiments")),
+            system_not_back=doc.texts("system_not_back"),
         )

@@ -32,11 +32,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from chaoskit.errors import InvalidInput
 from chaoskit.report.rundir import check_dir
 from chaoskit.report.summary import SCHEMA, SUMMARY_FILE
+from chaoskit.results import ExperimentSummary, ScoreSummary, Spread, Summary
 
 METRICS: dict[str, tuple[str, str]] = {
     "recovery": ("median recovery", "s"),
@@ -96,8 +97,9 @@ def parse_tolerance(spec: str | None) -> dict[str, Allowance]:
     return tolerance
 
 
-def read_summary(path: Path, what: str = "report") -> dict[str, Any]:
-    """The summary.json of a run directory; InvalidInput naming the path when it is not."""
+def read_summary(path: Path, what: str = "report") -> Summary:
+    """The summary.json of a run directory; InvalidInput naming the path (and the field)
+    when it is not one or is damaged."""
     check_dir(path, f"{what} directory")
     file = path / SUMMARY_FILE
     if not file.is_file():
@@ -109,7 +111,7 @@ def read_summary(path: Path, what: str = "report") -> dict[str, Any]:
     if not isinstance(summary, dict) or summary.get("schema") != SCHEMA:
         found = summary.get("schema") if isinstance(summary, dict) else type(summary).__name__
         raise InvalidInput(f"{what} {file}: schema {found!r}, want {SCHEMA!r}")
-    return summary
+    return Summary.from_dict(summary, f"{what} {file}")
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,8 @@ class GateResult:
         return [f for f in self.findings if f.fails]
 
 
-def _median(experiment: Mapping[str, Any], key: str) -> float | None:
-    value = ((experiment.get("aggregate") or {}).get(key) or {}).get("median")
-    return float(value) if isinstance(value, int | float) else None
+def _median(spread: Spread) -> float | None:
+    return None if spread.median is None else float(spread.median)
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -176,20 +177,31 @@ def _rise(
     return Finding("regression" if delta > allowed + 1e-9 else "ok", subject, text)
 
 
+def _figures(experiment: ExperimentSummary) -> dict[str, Spread]:
+    """The figures the gate compares, by tolerance metric."""
+    return {
+        "recovery": experiment.aggregate.recovery_s,
+        "error_rate": experiment.aggregate.error_rate_pct,
+    }
+
+
 def compare(
-    current: Mapping[str, Any], baseline: Mapping[str, Any], tolerance: Mapping[str, Allowance]
+    current: Summary, baseline: Summary, tolerance: Mapping[str, Allowance]
 ) -> list[Finding]:
-    """The findings of ``current`` against ``baseline`` (both summary.json documents)."""
+    """The findings of ``current`` against ``baseline``."""
     findings: list[Finding] = []
-    now = {e["name"]: e for e in current.get("experiments") or []}
-    before = {e["name"]: e for e in baseline.get("experiments") or []}
+    now = {e.name: e for e in current.experiments}
+    before = {e.name: e for e in baseline.experiments}
     for name, old in before.items():
         new = now.get(name)
         if new is None:
             findings.append(Finding("regression", name, "in the baseline, missing from this run"))
             continue
-        for metric, key in (("recovery", "recovery_s"), ("error_rate", "error_rate_pct")):
-            finding = _rise(name, metric, _median(new, key), _median(old, key), tolerance[metric])
+        new_figures, old_figures = _figures(new), _figures(old)
+        for metric, spread in old_figures.items():
+            finding = _rise(
+                name, metric, _median(new_figures[metric]), _median(spread), tolerance[metric]
+            )
             if finding is not None:
                 findings.append(finding)
     findings += [
@@ -197,19 +209,19 @@ def compare(
         for name in now
         if name not in before
     ]
-    findings += _compare_scores(current.get("score") or {}, baseline.get("score") or {}, tolerance)
+    findings += _compare_scores(current.score, baseline.score, tolerance)
     return findings
 
 
 def _compare_scores(
-    current: Mapping[str, Any], baseline: Mapping[str, Any], tolerance: Mapping[str, Allowance]
+    current: ScoreSummary, baseline: ScoreSummary, tolerance: Mapping[str, Allowance]
 ) -> list[Finding]:
-    old_score, new_score = baseline.get("value"), current.get("value")
-    if not isinstance(old_score, int | float):
+    old_score, new_score = baseline.value, current.value
+    if old_score is None:
         return []
-    if not isinstance(new_score, int | float):
+    if new_score is None:
         return [Finding("regression", "score", "no score in this run")]
-    if baseline.get("formula") != current.get("formula"):
+    if baseline.formula != current.formula:
         # Scores of different formulas are different measures: a drop means nothing.
         return [
             Finding(
@@ -240,18 +252,14 @@ def gate(report: Path, baseline: Path | None = None, tolerance: str | None = Non
     allowances = parse_tolerance(tolerance)
     current = read_summary(report, "report")
     old = read_summary(baseline, "baseline") if baseline is not None else None
-    findings = [
-        Finding("verdict", "verdict", str(reason)) for reason in current.get("reasons") or []
-    ]
-    if current.get("verdict") != "pass" and not findings:
-        findings.append(
-            Finding("verdict", "verdict", f"the run's verdict is {current.get('verdict')!r}")
-        )
+    findings = [Finding("verdict", "verdict", reason) for reason in current.reasons]
+    if current.verdict != "pass" and not findings:
+        findings.append(Finding("verdict", "verdict", f"the run's verdict is {current.verdict!r}"))
     if old is not None:
         findings += compare(current, old, allowances)
-    score = (current.get("score") or {}).get("value")
+    score = current.score.value
     return GateResult(
-        verdict=str(current.get("verdict")),
-        score=float(score) if isinstance(score, int | float) else None,
+        verdict=current.verdict,
+        score=float(score) if score is not None else None,
         findings=findings,
     )

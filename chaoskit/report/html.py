@@ -6,7 +6,7 @@ trial the load timeline with the fault marked, recovery by component, SLOs and t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
@@ -16,6 +16,14 @@ from chaoskit.report import svg
 from chaoskit.report.metrics import COMPONENTS
 from chaoskit.report.rundir import Run, Trial
 from chaoskit.report.slo import UNITS
+from chaoskit.results import (
+    ExperimentSummary,
+    RunResults,
+    SLOResult,
+    Spread,
+    Summary,
+    TrialSummary,
+)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#111827;
@@ -77,25 +85,22 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str = "")
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _spread(agg: Mapping[str, Any], digits: int = 2) -> str:
-    if not agg or not agg.get("n"):
+def _spread(agg: Spread, digits: int = 2) -> str:
+    if not agg.n:
         return "-"
-    return (
-        f"{_num(agg['min'], digits)} / <b>{_num(agg['median'], digits)}</b> / "
-        f"{_num(agg['max'], digits)}"
-    )
+    return f"{_num(agg.min, digits)} / <b>{_num(agg.median, digits)}</b> / {_num(agg.max, digits)}"
 
 
 # --------------------------------------------------------------------------- sections
 
 
-def _header(summary: Mapping[str, Any]) -> str:
-    suite = summary.get("suite") or {}
-    cluster = summary.get("cluster") or {}
-    score = summary["score"]
-    totals = summary["totals"]
+def _header(summary: Summary) -> str:
+    suite = summary.suite
+    cluster = summary.cluster
+    score = summary.score
+    totals = summary.totals
     rows = [
-        ("run", _e(summary.get("run_id"))),
+        ("run", _e(summary.run_id)),
         ("suite file", _e(suite.get("file") or "-")),
         ("seed", _e(suite.get("seed") if suite.get("seed") is not None else "-")),
         ("trials per experiment", _e(suite.get("trials") or "-")),
@@ -106,56 +111,56 @@ def _header(summary: Mapping[str, Any]) -> str:
             _e(cluster.get("name") or "-")
             + (" (fresh)" if cluster.get("fresh") else " (reused)" if cluster else ""),
         ),
-        ("duration", _num(summary.get("duration_s"), 0, "s")),
+        ("duration", _num(summary.duration_s, 0, "s")),
         (
             "trials",
-            f"{totals['passed']} passed, {totals['failed']} failed, {totals['errored']} errored",
+            f"{totals.passed} passed, {totals.failed} failed, {totals.errored} errored",
         ),
         (
             "SLO checks",
-            ", ".join(f"{n} {k}" for k, n in totals["slos"].items()),
+            ", ".join(f"{n} {k}" for k, n in totals.slos.to_dict().items()),
         ),
-        ("lost orders", _e(totals["lost_orders"])),
+        ("lost orders", _e(totals.lost_orders)),
     ]
-    if summary.get("system_not_back"):
-        after = ", ".join(summary["system_not_back"])
+    if summary.system_not_back:
+        after = ", ".join(summary.system_not_back)
         rows.append(("system", _e(f"did not come back (not serving end to end) after {after}")))
     info = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     reasons = ""
-    if summary["reasons"]:
-        items = "".join(f"<li>{_e(r)}</li>" for r in summary["reasons"])
+    if summary.reasons:
+        items = "".join(f"<li>{_e(r)}</li>" for r in summary.reasons)
         reasons = f'<h3>Why it fails</h3><ul class="reasons">{items}</ul>'
     return (
-        f"<header><h1>chaoskit resilience report: {_e(suite.get('name') or summary['run_id'])}"
-        f"</h1><p>{_badge(summary['verdict'])} "
-        f'<span class="score" id="score">{_num(score["value"], 1)}</span>'
+        f"<header><h1>chaoskit resilience report: {_e(summary.suite_name)}"
+        f"</h1><p>{_badge(summary.verdict)} "
+        f'<span class="score" id="score">{_num(score.value, 1)}</span>'
         f'<span class="muted"> / 100 resilience score</span></p>'
         f"<details><summary>How the score is computed</summary><p><code>"
-        f"{_e(score['formula'])}</code></p><p>SLO pass share "
-        f"{_num(score['slo_pass_share'], 3)}, trial pass share "
-        f"{_num(score['trial_pass_share'], 3)}, availability score "
-        f"{_num(score.get('availability_score'), 3)} (mean availability in the fault "
-        f"windows {_num(score.get('availability'), 4)}), recovery score "
-        f"{_num(score.get('recovery_score'), 3)}, lost orders {_e(score['lost_orders'])}.</p>"
+        f"{_e(score.formula)}</code></p><p>SLO pass share "
+        f"{_num(score.slo_pass_share, 3)}, trial pass share "
+        f"{_num(score.trial_pass_share, 3)}, availability score "
+        f"{_num(score.availability_score, 3)} (mean availability in the fault "
+        f"windows {_num(score.availability, 4)}), recovery score "
+        f"{_num(score.recovery_score, 3)}, lost orders {_e(score.lost_orders)}.</p>"
         f"</details><table>{info}</table>{reasons}</header>"
     )
 
 
-def _overview(summary: Mapping[str, Any]) -> str:
-    experiments = summary["experiments"]
+def _overview(summary: Summary) -> str:
+    experiments = summary.experiments
     rows = []
     for e in experiments:
-        agg = e["aggregate"]
-        slos = e["slos"]
+        agg = e.aggregate
+        slos = e.slos
         rows.append(
             [
-                f'<a href="#exp-{_e(e["name"])}">{_e(e["name"])}</a>',
-                _badge(e["verdict"]),
-                f"|{e['trials_passed']}/{e['trials_total']}",
-                "|" + _spread(agg["recovery_s"]),
-                "|" + _spread(agg["error_rate_pct"]),
-                "|" + _spread(agg["p99_ms"], 0),
-                f"|{slos['pass']} / {slos['fail']} / {slos['error']}",
+                f'<a href="#exp-{_e(e.name)}">{_e(e.name)}</a>',
+                _badge(e.verdict),
+                f"|{e.trials_passed}/{e.trials_total}",
+                "|" + _spread(agg.recovery_s),
+                "|" + _spread(agg.error_rate_pct),
+                "|" + _spread(agg.p99_ms, 0),
+                f"|{slos.passed} / {slos.failed} / {slos.errors}",
             ]
         )
     table = _table(
@@ -171,15 +176,19 @@ def _overview(summary: Mapping[str, Any]) -> str:
         rows,
     )
     charts = []
-    for key, unit, title in (
-        ("recovery_s", "s", "Recovery time over trials (min, median, max)"),
-        ("error_rate_pct", "%", "Error rate during the fault over trials"),
-        ("p99_ms", "ms", "p99 latency during the fault over trials"),
-    ):
+    figures: list[tuple[Callable[[ExperimentSummary], Spread], str, str]] = [
+        (lambda e: e.aggregate.recovery_s, "s", "Recovery time over trials (min, median, max)"),
+        (lambda e: e.aggregate.error_rate_pct, "%", "Error rate during the fault over trials"),
+        (lambda e: e.aggregate.p99_ms, "ms", "p99 latency during the fault over trials"),
+    ]
+    for figure, unit, title in figures:
         ranges = [
-            (e["name"], a["min"], a["median"], a["max"])
+            (e.name, float(a.min), float(a.median), float(a.max))
             for e in experiments
-            if (a := e["aggregate"][key])["n"]
+            if (a := figure(e)).n
+            and a.min is not None
+            and a.median is not None
+            and a.max is not None
         ]
         if ranges:
             charts.append(
@@ -188,8 +197,8 @@ def _overview(summary: Mapping[str, Any]) -> str:
     return f'<section id="overview"><h2>Experiments</h2>{table}{"".join(charts)}</section>'
 
 
-def _slo_definitions(summary: Mapping[str, Any]) -> str:
-    slos = summary.get("slos") or []
+def _slo_definitions(summary: Summary) -> str:
+    slos = summary.slos
     if not slos:
         return (
             '<section id="slos"><h2>SLOs</h2>'
@@ -221,13 +230,13 @@ def _slo_definitions(summary: Mapping[str, Any]) -> str:
     return f'<section id="slos"><h2>SLOs</h2>{table}</section>'
 
 
-def _timeline(trial: Trial | None, t: Mapping[str, Any]) -> str:
+def _timeline(trial: Trial | None, experiment: str, t: TrialSummary) -> str:
     frame = trial.frame if trial is not None else None
     if frame is None or frame.empty:
         why = trial.frame_problem if trial is not None else "no trial folder"
         return f'<p class="muted">No timeline: {_e(why)}.</p>'
-    fault = t["fault"]
-    injected = fault.get("injected_at")
+    fault = t.fault
+    injected = fault.injected_at
     origin = float(injected) if injected is not None else float(frame.index.min())
     xs = [float(s) + 0.5 - origin for s in frame.index]
 
@@ -260,18 +269,20 @@ def _timeline(trial: Trial | None, t: Mapping[str, Any]) -> str:
     x_end = max(xs) + 0.5
     if injected is not None:
         markers.append(svg.Marker(0.0, "injected", "#b91c1c"))
-        recovery = fault.get("recovery_s")
+        recovery = fault.recovery_s
         if recovery is not None:
             x_end = max(x_end, float(recovery) + 1)
             markers.append(svg.Marker(float(recovery), "recovered", "#15803d"))
             shade = (0.0, float(recovery))
         else:
             shade = (0.0, x_end)
-        for injection in (trial.chaoskit.get("injections") if trial else None) or []:
-            back = injection.get("rolled_back_at")
-            if isinstance(back, int | float):
-                markers.append(svg.Marker(float(back) - origin, "rolled back", "#6b7280"))
-    title = f"{t.get('_experiment', '')} trial {t['trial']}: load during the fault"
+        injections = RunResults.from_dict(trial.chaoskit).injections if trial else ()
+        for injection in injections:
+            if injection.rolled_back_at is not None:
+                markers.append(
+                    svg.Marker(injection.rolled_back_at - origin, "rolled back", "#6b7280")
+                )
+    title = f"{experiment} trial {t.trial}: load during the fault"
     x_title = (
         "seconds since the injection" if injected is not None else "seconds since the load began"
     )
@@ -285,44 +296,42 @@ def _timeline(trial: Trial | None, t: Mapping[str, Any]) -> str:
     )
 
 
-def _recovery(t: Mapping[str, Any]) -> str:
-    items = [(COMPONENTS.get(k, k).split(" (")[0], float(v)) for k, v in t["recovery"].items()]
+def _recovery(t: TrialSummary) -> str:
+    items = [(COMPONENTS.get(k, k).split(" (")[0], float(v)) for k, v in t.recovery.items()]
     if not items:
         return '<p class="muted">No recovery was measured (no result, or nothing was replaced).</p>'
     return "<h4>Recovery by component</h4>" + svg.bar_chart(
-        items, unit="s", title=f"trial {t['trial']}: recovery by component"
+        items, unit="s", title=f"trial {t.trial}: recovery by component"
     )
 
 
-def slo_rows(results: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+def slo_rows(results: Sequence[SLOResult]) -> list[list[str]]:
     rows = []
     for r in results:
-        unit = UNITS.get(str(r.get("kind")), "")
-        value = r.get("value")
+        unit = UNITS.get(r.kind, "")
         rows.append(
             [
-                _e(r.get("name")),
-                _badge(r.get("status")),
-                "|" + (_e(_short(value)) if value is not None else "-"),
-                _e(f"{r.get('op')} {_short(r.get('threshold'))} {unit}".strip()),
-                _e(r.get("reason") or ""),
+                _e(r.name),
+                _badge(r.status),
+                "|" + (_e(_short(r.value)) if r.value is not None else "-"),
+                _e(f"{r.op} {_short(r.threshold)} {unit}".strip()),
+                _e(r.reason),
             ]
         )
     return rows
 
 
-def _slos(t: Mapping[str, Any]) -> str:
-    if not t["slos"]:
+def _slos(t: TrialSummary) -> str:
+    if not t.slos:
         return ""
     return "<h4>SLOs</h4>" + _table(
-        ["SLO", "status", "value", "objective", "basis"], slo_rows(t["slos"])
+        ["SLO", "status", "value", "objective", "basis"], slo_rows(t.slos)
     )
 
 
-def _ledger(t: Mapping[str, Any]) -> str:
-    ledger = t.get("ledger")
-    if ledger is None:
-        error = (t.get("errors") or {}).get("ledger")
+def _ledger(t: TrialSummary) -> str:
+    if t.ledger is None:
+        error = t.ledger_error
         return f'<h4>Ledger</h4><p class="muted">No ledger{": " + _e(error) if error else ""}.</p>'
     keys = [
         "acknowledged",
@@ -334,38 +343,38 @@ def _ledger(t: Mapping[str, Any]) -> str:
         "lost_events",
         "orphaned",
     ]
-    row = [f"|{_e(ledger.get(k, '-'))}" for k in keys]
+    counts = t.ledger.to_dict()
+    row = [f"|{_e(counts.get(k, '-'))}" for k in keys]
     return "<h4>Ledger</h4>" + _table([k.replace("_", " ") for k in keys], [row])
 
 
-def _trial(run: Run, experiment: str, t: Mapping[str, Any]) -> str:
+def _trial(run: Run, experiment: str, t: TrialSummary) -> str:
     trial = next(
-        (x for x in run.trials_of(experiment) if x.number == t["trial"]),
+        (x for x in run.trials_of(experiment) if x.number == t.trial),
         None,
     )
-    fault = t["fault"]
-    during = t["during_fault"]
+    fault = t.fault
+    during = t.during_fault
     facts = [
-        f"seed {_e(t.get('seed'))}" if t.get("seed") is not None else "",
-        f"duration {_num(t.get('duration_s'), 0, 's')}",
-        f"recovery {_num(fault.get('recovery_s'), 2, 's')}",
+        f"seed {_e(t.seed)}" if t.seed is not None else "",
+        f"duration {_num(t.duration_s, 0, 's')}",
+        f"recovery {_num(fault.recovery_s, 2, 's')}",
     ]
-    if "error_rate_pct" in during:
+    if during.missing is None:
         facts.append(
-            f"during the fault: {_e(during['requests'])} requests, error rate "
-            f"{_num(during['error_rate_pct'], 2, '%')}, p99 {_num(during['p99_ms'], 0, 'ms')}"
-            f" (worst second {_num(during.get('worst_second_p99_ms'), 0, 'ms')})"
+            f"during the fault: {_e(during.requests)} requests, error rate "
+            f"{_num(during.error_rate_pct, 2, '%')}, p99 {_num(during.p99_ms, 0, 'ms')}"
+            f" (worst second {_num(during.worst_second_p99_ms, 0, 'ms')})"
         )
-    victims = "".join(f"<li>{_e(v)}</li>" for v in fault.get("victims") or [])
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in t["reasons"])
-    with_name = {**t, "_experiment": experiment}
+    victims = "".join(f"<li>{_e(v)}</li>" for v in fault.victims)
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in t.reasons)
     return (
-        f'<article class="trial" id="trial-{_e(experiment)}-{_e(t["trial"])}">'
-        f"<h3>{_e(experiment)} · trial {_e(t['trial'])} {_badge(t['status'])}</h3>"
+        f'<article class="trial" id="trial-{_e(experiment)}-{_e(t.trial)}">'
+        f"<h3>{_e(experiment)} · trial {_e(t.trial)} {_badge(t.status)}</h3>"
         f"<p>{' · '.join(f for f in facts if f)}</p>"
         + (f'<ul class="reasons">{reasons}</ul>' if reasons else "")
         + (f"<details><summary>Victims</summary><ul>{victims}</ul></details>" if victims else "")
-        + _timeline(trial, with_name)
+        + _timeline(trial, experiment, t)
         + _recovery(t)
         + _slos(t)
         + _ledger(t)
@@ -373,35 +382,33 @@ def _trial(run: Run, experiment: str, t: Mapping[str, Any]) -> str:
     )
 
 
-def _experiment(run: Run, e: Mapping[str, Any]) -> str:
-    components = e["aggregate"]["components"]
-    rows = [
-        [_e(COMPONENTS.get(k, k)), "|" + _spread(v), f"|{v['n']}"] for k, v in components.items()
-    ]
+def _experiment(run: Run, e: ExperimentSummary) -> str:
+    components = e.aggregate.components
+    rows = [[_e(COMPONENTS.get(k, k)), "|" + _spread(v), f"|{v.n}"] for k, v in components.items()]
     aggregate = (
         "<h4>Recovery by component over trials (min / median / max)</h4>"
         + _table(["component", "seconds", "trials"], rows)
         if rows
         else ""
     )
-    trials = "".join(_trial(run, e["name"], t) for t in e["trials"])
+    trials = "".join(_trial(run, e.name, t) for t in e.trials)
     if not trials:
         trials = '<p class="muted">No trial of this experiment ran.</p>'
-    file = f' <span class="muted">({_e(e["file"])})</span>' if e.get("file") else ""
+    file = f' <span class="muted">({_e(e.file)})</span>' if e.file else ""
     return (
-        f'<section class="experiment" id="exp-{_e(e["name"])}"><h2>{_e(e["name"])}{file} '
-        f"{_badge(e['verdict'])}</h2>{aggregate}{trials}</section>"
+        f'<section class="experiment" id="exp-{_e(e.name)}"><h2>{_e(e.name)}{file} '
+        f"{_badge(e.verdict)}</h2>{aggregate}{trials}</section>"
     )
 
 
-def render_html(run: Run, summary: Mapping[str, Any]) -> str:
+def render_html(run: Run, summary: Summary) -> str:
     """The page for a run and its summary (see :mod:`chaoskit.report.summary`)."""
-    suite = (summary.get("suite") or {}).get("name") or summary["run_id"]
+    suite = summary.suite_name
     body = (
         _header(summary)
         + _overview(summary)
         + _slo_definitions(summary)
-        + "".join(_experiment(run, e) for e in summary["experiments"])
+        + "".join(_experiment(run, e) for e in summary.experiments)
     )
     return (
         "<!DOCTYPE html>\n"
@@ -409,5 +416,5 @@ def render_html(run: Run, summary: Mapping[str, Any]) -> str:
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>chaoskit report: {_e(suite)}</title><style>{CSS}</style></head>"
         f'<body><main>{body}<footer class="muted"><p>chaoskit {_e(__version__)} · '
-        f"schema {_e(summary['schema'])}</p></footer></main></body></html>\n"
+        f"schema {_e(summary.schema)}</p></footer></main></body></html>\n"
     )

@@ -8,9 +8,10 @@ The messages are the trial's reasons and the SLOs that did not pass.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from chaoskit.results import Summary, TrialSummary
 
 
 def _iso(epoch: Any) -> str | None:
@@ -19,48 +20,47 @@ def _iso(epoch: Any) -> str | None:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _problems(trial: Mapping[str, Any]) -> list[str]:
-    out = [str(r) for r in trial["reasons"]] if trial["status"] != "passed" else []
-    for slo in trial["slos"]:
-        if slo.get("status") != "pass":
-            out.append(f"SLO {slo.get('name')} {slo.get('status')}: {slo.get('reason', '')}")
+def _problems(trial: TrialSummary) -> list[str]:
+    out = list(trial.reasons) if trial.status != "passed" else []
+    for slo in trial.slos:
+        if slo.status != "pass":
+            out.append(f"SLO {slo.name} {slo.status}: {slo.reason}")
     return out
 
 
-def render_junit(summary: Mapping[str, Any]) -> str:
-    suite_name = str((summary.get("suite") or {}).get("name") or summary["run_id"])
+def render_junit(summary: Summary) -> str:
+    suite_name = summary.suite_name
     cases = []
     counts = {"tests": 0, "failures": 0, "errors": 0}
     total_time = 0.0
-    for e in summary["experiments"]:
-        for t in e["trials"]:
-            seconds = float(t.get("duration_s") or 0.0)
+    for e in summary.experiments:
+        for t in e.trials:
+            seconds = float(t.duration_s or 0.0)
             total_time += seconds
             case = ET.Element(
                 "testcase",
                 classname=suite_name,
-                name=f"{e['name']}[trial {t['trial']}]",
+                name=f"{e.name}[trial {t.trial}]",
                 time=f"{seconds:.3f}",
             )
             problems = _problems(t)
             counts["tests"] += 1
-            if t["status"] == "errored":
+            if t.status == "errored":
                 counts["errors"] += 1
                 child = ET.SubElement(case, "error", type="errored")
             elif problems:
                 counts["failures"] += 1
-                child = ET.SubElement(case, "failure", type=t["status"])
+                child = ET.SubElement(case, "failure", type=t.status)
             else:
                 child = None
             if child is not None:
                 child.set("message", (problems or ["no reason given"])[0][:500])
                 child.text = "\n".join(problems or ["no reason given"])
-            fault = t["fault"]
             out = [
-                f"seed: {t.get('seed')}",
-                f"recovery_s: {fault.get('recovery_s')}",
-                *(f"victim: {v}" for v in fault.get("victims") or []),
-                *(f"recovery {k}: {v} s" for k, v in t["recovery"].items()),
+                f"seed: {t.seed}",
+                f"recovery_s: {t.fault.recovery_s}",
+                *(f"victim: {v}" for v in t.fault.victims),
+                *(f"recovery {k}: {v} s" for k, v in t.recovery.items()),
             ]
             ET.SubElement(case, "system-out").text = "\n".join(out)
             cases.append(case)
@@ -73,7 +73,7 @@ def render_junit(summary: Mapping[str, Any]) -> str:
         skipped="0",
         time=f"{total_time:.3f}",
     )
-    if (stamp := _iso(summary.get("started_at"))) is not None:
+    if (stamp := _iso(summary.started_at)) is not None:
         suite.set("timestamp", stamp)
     suite.extend(cases)
     root = ET.Element(

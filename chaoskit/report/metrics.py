@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from chaoskit.load.timeseries import AGGREGATED, Latency
-from chaoskit.results import FaultWindow, RunResults, number
+from chaoskit.results import FaultWindow, RunResults, Spread, TrialResult, number
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,16 @@ Fault = FaultWindow
 :mod:`chaoskit.results`)."""
 
 
-def fault_of(trial: Mapping[str, Any], chaoskit: Mapping[str, Any]) -> Fault:
+def trial_fault(trial: TrialResult | None, run: RunResults) -> Fault:
     """trial.json's ``fault`` if the runner wrote one, else derived from result.json."""
-    given = trial.get("fault")
-    if isinstance(given, Mapping) and _number(given.get("injected_at")) is not None:
-        return FaultWindow.from_dict(given)
-    return RunResults.from_dict(chaoskit).fault_window()
+    if trial is not None and trial.fault.injected_at is not None:
+        return trial.fault
+    return run.fault_window()
+
+
+def fault_of(trial: Mapping[str, Any], chaoskit: Mapping[str, Any]) -> Fault:
+    """:func:`trial_fault` of trial.json's and result.json's documents."""
+    return trial_fault(TrialResult.from_dict(trial), RunResults.from_dict(chaoskit))
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def _median(values: Iterable[float | None]) -> float | None:
     return round(statistics.median(present), 3) if present else None
 
 
-def recovery_breakdown(chaoskit: Mapping[str, Any]) -> dict[str, float]:
+def recovery_breakdown(run: RunResults) -> dict[str, float]:
     """Seconds by component (keys of :data:`COMPONENTS`) over all of a run's injections:
     medians over the replaced pods, containers, components and nodes; the API outage
     summed; the desired state the latest. Components without data are left out."""
@@ -177,9 +181,8 @@ def recovery_breakdown(chaoskit: Mapping[str, Any]) -> dict[str, float]:
     outage = 0.0
     outages = 0
     back: list[float] = []
-    for rec in chaoskit.get("recovery") or []:
-        if not isinstance(rec, Mapping):
-            continue
+    for recovery in run.recovery:
+        rec = recovery.detail
         pods += [p for p in rec.get("pods") or [] if p.get("replacement")]
         containers += list(rec.get("containers") or [])
         components += list(rec.get("components") or [])
@@ -189,8 +192,8 @@ def recovery_breakdown(chaoskit: Mapping[str, Any]) -> dict[str, float]:
             if seconds is not None:
                 outage += seconds
                 outages += 1
-        if (after := _number(rec.get("recovered_after_s"))) is not None:
-            back.append(after)
+        if recovery.recovered_after_s is not None:
+            back.append(recovery.recovered_after_s)
 
     def phase(key: str) -> float | None:
         return _median(_number((p.get("phases") or {}).get(key)) for p in pods)
@@ -221,14 +224,9 @@ def recovery_breakdown(chaoskit: Mapping[str, Any]) -> dict[str, float]:
     return {k: v for k, v in figures.items() if v is not None}
 
 
-def spread(values: Iterable[float | None]) -> dict[str, float | int | None]:
+def spread(values: Iterable[float | None]) -> Spread:
     """min, median, max and how many values there were (None where there were none)."""
     present = sorted(v for v in values if v is not None)
     if not present:
-        return {"min": None, "median": None, "max": None, "n": 0}
-    return {
-        "min": present[0],
-        "median": round(statistics.median(present), 3),
-        "max": present[-1],
-        "n": len(present),
-    }
+        return Spread()
+    return Spread(present[0], round(statistics.median(present), 3), present[-1], len(present))

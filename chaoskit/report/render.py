@@ -41,7 +41,7 @@ def render(run_dir: Path) -> dict[str, Path]:
     logger.info(
         "report of %s (%d trials) rendered in %.2f s",
         run_dir,
-        summary["totals"]["trials"],
+        summary.totals.trials,
         time.monotonic() - started,
     )
     return paths

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+
+from chaoskit.results import DuringFault, SLOResult, TrialScoreParts
 
 FORMULA = (
     "score = max(0, 100 * quality - 10 * lost_orders); quality = mean of the components "
@@ -51,32 +53,26 @@ POINTS_PER_LOST_ORDER = 10.0
 RECOVERY_OPS = ("<", "<=")
 
 
-def availability(during_fault: Mapping[str, Any] | None) -> float | None:
+def availability(during_fault: DuringFault | None) -> float | None:
     """Successful / all requests of a trial's fault window (summary.json's
     ``during_fault``); None when there were no requests to count."""
-    if not during_fault:
+    if during_fault is None or during_fault.missing is not None or during_fault.requests <= 0:
         return None
-    requests, failures = during_fault.get("requests"), during_fault.get("failures")
-    if not isinstance(requests, int | float) or not isinstance(failures, int | float):
-        return None
-    if requests <= 0:
-        return None
-    return max(0.0, 1.0 - float(failures) / float(requests))
+    return max(0.0, 1.0 - during_fault.failures / during_fault.requests)
 
 
-def recovery_budget_used(slo_results: Sequence[Mapping[str, Any]]) -> float | None:
+def recovery_budget_used(slo_results: Sequence[SLOResult]) -> float | None:
     """The share of its recovery budget a trial used (the strictest ``recovery_s`` SLO):
     ``recovery_s / threshold``; ``inf`` when it did not recover or was not measured;
     None when the trial has no recovery budget."""
     used: list[float] = []
     for result in slo_results:
-        threshold = result.get("threshold")
-        if result.get("kind") != "recovery_s" or result.get("op", "<=") not in RECOVERY_OPS:
+        threshold, value = result.threshold, result.value
+        if result.kind != "recovery_s" or result.op not in RECOVERY_OPS:
             continue
-        if not isinstance(threshold, int | float) or threshold <= 0:
+        if threshold is None or threshold <= 0:
             continue
-        value = result.get("value")
-        if result.get("status") == "error" or not isinstance(value, int | float):
+        if result.status == "error" or value is None:
             used.append(math.inf)
         else:
             used.append(float(value) / float(threshold))
@@ -96,17 +92,17 @@ def recovery_score(used: float) -> float:
 
 
 def trial_inputs(
-    during_fault: Mapping[str, Any] | None, slo_results: Sequence[Mapping[str, Any]]
-) -> dict[str, float | None]:
+    during_fault: DuringFault | None, slo_results: Sequence[SLOResult]
+) -> TrialScoreParts:
     """What one trial gives the score (summary.json's ``trials[].score``)."""
     measured = availability(during_fault)
     used = recovery_budget_used(slo_results)
-    return {
-        "availability": measured,
-        "availability_score": availability_score(measured) if measured is not None else None,
-        "recovery_budget_used": used if used is not None and math.isfinite(used) else None,
-        "recovery_score": recovery_score(used) if used is not None else None,
-    }
+    return TrialScoreParts(
+        availability=measured,
+        availability_score=availability_score(measured) if measured is not None else None,
+        recovery_budget_used=used if used is not None and math.isfinite(used) else None,
+        recovery_score=recovery_score(used) if used is not None else None,
+    )
 
 
 @dataclass(frozen=True)

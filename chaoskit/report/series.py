@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from chaoskit.report.rundir import Run
+from chaoskit.results import Summary
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +25,10 @@ PARQUET_FILE = "timeseries.parquet"
 LEADING = ["experiment", "trial", "t", "t_rel", "endpoint"]
 
 
-def long_frame(run: Run, summary: Mapping[str, Any]) -> pd.DataFrame:
+def long_frame(run: Run, summary: Summary) -> pd.DataFrame:
     """Every trial's series, stacked; ordered by experiment (run order), trial, t, endpoint."""
     injected = {
-        (e["name"], t["trial"]): t["fault"].get("injected_at")
-        for e in summary["experiments"]
-        for t in e["trials"]
+        (e.name, t.trial): t.fault.injected_at for e in summary.experiments for t in e.trials
     }
     parts = []
     for order, experiment in enumerate(run.experiments):
@@ -58,7 +55,7 @@ def parquet_available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-def write_series(run: Run, summary: Mapping[str, Any], out: Path) -> dict[str, Path]:
+def write_series(run: Run, summary: Summary, out: Path) -> dict[str, Path]:
     """timeseries.csv, and timeseries.parquet where pyarrow is importable."""
     table = long_frame(run, summary)
     paths = {"timeseries": out / CSV_FILE}

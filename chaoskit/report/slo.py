@@ -48,11 +48,12 @@ from chaoskit.report.metrics import (
     Fault,
     Pad,
     WindowLoad,
-    fault_of,
+    trial_fault,
     window_bounds,
     window_load,
 )
 from chaoskit.report.rundir import Trial
+from chaoskit.results import LedgerCounts, RunResults, SLOResult, TrialResult
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +275,10 @@ class _Facts:
     """What one trial offers to judge SLOs with (read once for all of them)."""
 
     trial: Trial
+    record: TrialResult
+    """trial.json."""
+    run: RunResults
+    """What chaoskit added to result.json."""
     fault: Fault
     prometheus_url: str | None
     timeout: float
@@ -346,35 +351,23 @@ def _recovery_slo(slo: SLO, facts: _Facts) -> Outcome:
         return Outcome("error", reason=_no_window(facts))
     recovery = facts.fault.recovery_s
     if recovery is None:
-        if not facts.trial.chaoskit.get("injections"):
+        if not facts.run.injections:
             # trial.json says when the fault hit, but nothing recorded what followed.
             return Outcome("error", reason="recovery was not measured (no chaoskit results)")
         return Outcome("fail", reason="the desired state did not come back")
     return _judge(slo, recovery, "injection to desired state back")
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, list | tuple):
-        return len(value)
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def lost_total(ledger: Mapping[str, Any]) -> int:
-    """Lost + duplicated + mismatched orders of a LedgerReport dict (lists or counts)."""
-    return sum(_count(ledger.get(k)) for k in ("lost_orders", "duplicated", "mismatched"))
-
-
 def _lost_orders_slo(slo: SLO, facts: _Facts) -> Outcome:
-    ledger = facts.trial.info.get("ledger")
-    if not isinstance(ledger, Mapping):
-        error = facts.trial.info.get("ledger_error")
+    if facts.record.ledger is None:
+        error = facts.record.ledger_error
         return Outcome("error", reason=f"no ledger ({error})" if error else "no ledger")
-    parts = {k: _count(ledger.get(k)) for k in ("lost_orders", "duplicated", "mismatched")}
+    ledger = LedgerCounts.of(facts.record.ledger)
     basis = (
-        f"{parts['lost_orders']} lost, {parts['duplicated']} duplicated, "
-        f"{parts['mismatched']} mismatched of {_count(ledger.get('acknowledged'))} acknowledged"
+        f"{ledger.lost_orders or 0} lost, {ledger.duplicated or 0} duplicated, "
+        f"{ledger.mismatched or 0} mismatched of {ledger.acknowledged or 0} acknowledged"
     )
-    return _judge(slo, float(sum(parts.values())), basis)
+    return _judge(slo, float(ledger.lost_total), basis)
 
 
 def _aggregate(values: list[float], how: str) -> float:
@@ -393,11 +386,12 @@ def _prometheus_slo(slo: SLO, facts: _Facts) -> Outcome:
         return Outcome("error", reason="no Prometheus URL for this trial")
     if facts.fault.injected_at is None:
         return Outcome("error", reason=_no_window(facts))
-    if facts.fault.recovered_at is None and not facts.trial.info.get("ended_at"):
+    ended = facts.record.ended_at
+    if facts.fault.recovered_at is None and not ended:
         return Outcome("error", reason="the fault window has no end (not recovered, no end)")
     fault = facts.fault
     if fault.recovered_at is None:
-        fault = Fault(fault.injected_at, float(facts.trial.info["ended_at"]))
+        fault = Fault(fault.injected_at, ended)
     start, end, _ = window_bounds(fault, None, slo.window)
     try:
         series = query_range(url, slo.query, start, end, slo.step_s, timeout=facts.timeout)
@@ -473,17 +467,17 @@ EVALUATORS: dict[str, Callable[[SLO, _Facts], Outcome]] = {
 }
 
 
-def result_dict(slo: SLO, outcome: Outcome) -> dict[str, Any]:
-    return {
-        "name": slo.name,
-        "kind": slo.kind,
-        "status": outcome.status,
-        "value": outcome.value,
-        "threshold": slo.threshold,
-        "op": slo.op,
-        "reason": outcome.reason,
-        **outcome.details,
-    }
+def judged(slo: SLO, outcome: Outcome) -> SLOResult:
+    return SLOResult(
+        name=slo.name,
+        kind=slo.kind,
+        status=outcome.status,
+        value=outcome.value,
+        threshold=slo.threshold,
+        op=slo.op,
+        reason=outcome.reason,
+        details=outcome.details,
+    )
 
 
 def _as_slos(slos: Sequence[SLO | Mapping[str, Any]]) -> list[SLO]:
@@ -499,10 +493,12 @@ def evaluate(
     prometheus_url: str | None = None,
     *,
     timeout: float = PROMETHEUS_TIMEOUT,
-) -> list[dict[str, Any]]:
+) -> tuple[SLOResult, ...]:
     """The results of the SLOs that apply to ``trial``'s experiment, in their order."""
-    url = prometheus_url or trial.info.get("prometheus_url") or None
-    facts = _Facts(trial, fault_of(trial.info, trial.chaoskit), url, timeout)
+    record = TrialResult.from_dict(trial.info)
+    run = RunResults.from_dict(trial.chaoskit)
+    url = prometheus_url or record.prometheus_url or None
+    facts = _Facts(trial, record, run, trial_fault(record, run), url, timeout)
     results = []
     for slo in _as_slos(slos):
         if not slo.applies_to(trial.experiment):
@@ -512,8 +508,8 @@ def evaluate(
         except Exception as e:  # one SLO's bad data must not hide the others
             logger.debug("SLO %s on %s", slo.name, trial.path, exc_info=True)
             outcome = Outcome("error", reason=f"could not be evaluated: {e}")
-        results.append(result_dict(slo, outcome))
-    return results
+        results.append(judged(slo, outcome))
+    return tuple(results)
 
 
 def evaluate_trial(
@@ -536,6 +532,6 @@ def evaluate_trial(
     loaded = Trial.read(experiment, number, trial_dir)
     if trial is not None:
         loaded.info = dict(trial)
-    if loaded.info.get("experiment"):
-        loaded.experiment = str(loaded.info["experiment"])
-    return evaluate(loaded, slos, prometheus_url, timeout=timeout)
+    if experiment_name := TrialResult.from_dict(loaded.info).experiment:
+        loaded.experiment = experiment_name
+    return [r.to_dict() for r in evaluate(loaded, slos, prometheus_url, timeout=timeout)]

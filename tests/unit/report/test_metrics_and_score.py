@@ -11,6 +11,7 @@ import pytest
 from chaoskit.report import score
 from chaoskit.report.metrics import Fault, Pad, fault_of, recovery_breakdown, spread, window_load
 from chaoskit.report.rundir import Trial
+from chaoskit.results import RunResults, SLOResult
 from tests.unit.report.rundirs import INJECT_AFTER, T0, TrialSpec, write_trial
 
 
@@ -50,7 +51,7 @@ def test_load_over_the_padded_window(tmp_path: Path) -> None:
 
 def test_recovery_by_component_for_a_replaced_pod(tmp_path: Path) -> None:
     trial = _read(tmp_path, recovery_s=4.0)
-    assert recovery_breakdown(trial.chaoskit) == {
+    assert recovery_breakdown(RunResults.from_dict(trial.chaoskit)) == {
         "controller_manager": 0.06,
         "scheduler": 0.03,
         "kubelet": 3.59,
@@ -62,7 +63,7 @@ def test_recovery_by_component_for_a_replaced_pod(tmp_path: Path) -> None:
 
 def test_recovery_by_component_for_a_stopped_node(tmp_path: Path) -> None:
     trial = _read(tmp_path, fault="node", recovery_s=40.0)
-    figures = recovery_breakdown(trial.chaoskit)
+    figures = recovery_breakdown(RunResults.from_dict(trial.chaoskit))
     # NotReady 20.5 s after the stop; Ready again 39.5 s after it, 24.5 s after the rollback.
     assert figures == {"node_not_ready": 20.5, "node_ready": 24.5, "desired_state": 40.0}
 
@@ -79,19 +80,24 @@ def test_recovery_medians_and_api_outages_over_injections() -> None:
              "api_outages": [{"seconds": 2.0}], "recovered_after_s": 12.0},
         ]
     }  # fmt: skip
-    assert recovery_breakdown(chaoskit) == {
+    assert recovery_breakdown(RunResults.from_dict(chaoskit)) == {
         "scheduler": 2.0,
         "pod_total": 2.0,
         "component_ready": 5.0,
         "api_outage": 3.5,
         "desired_state": 12.0,
     }
-    assert recovery_breakdown({}) == {}
+    assert recovery_breakdown(RunResults.from_dict({})) == {}
 
 
 def test_spread() -> None:
-    assert spread([3.0, None, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0, "n": 3}
-    assert spread([None]) == {"min": None, "median": None, "max": None, "n": 0}
+    assert spread([3.0, None, 1.0, 2.0]).to_dict() == {
+        "min": 1.0,
+        "median": 2.0,
+        "max": 3.0,
+        "n": 3,
+    }
+    assert spread([None]).to_dict() == {"min": None, "median": None, "max": None, "n": 0}
 
 
 def test_the_score_weighs_slos_and_trials_and_punishes_lost_orders() -> None:
@@ -134,12 +140,12 @@ def test_failed_requests_during_faults_and_slow_recovery_cost_points() -> None:
 
 def test_the_recovery_budget_is_the_strictest_recovery_slo() -> None:
     results = [
-        {"kind": "recovery_s", "op": "<=", "threshold": 60, "value": 30.0, "status": "pass"},
-        {"kind": "recovery_s", "op": "<=", "threshold": 40, "value": 30.0, "status": "pass"},
-        {"kind": "error_rate", "op": "<=", "threshold": 5, "value": 1.0, "status": "pass"},
+        SLOResult("r60", "recovery_s", "pass", value=30.0, threshold=60),
+        SLOResult("r40", "recovery_s", "pass", value=30.0, threshold=40),
+        SLOResult("errors", "error_rate", "pass", value=1.0, threshold=5),
     ]
     assert score.recovery_budget_used(results) == 0.75
     assert score.recovery_budget_used(results[2:]) is None
-    never = [{"kind": "recovery_s", "threshold": 60, "value": None, "status": "fail"}]
+    never = [SLOResult("recovery", "recovery_s", "fail", threshold=60)]
     assert score.recovery_budget_used(never) == math.inf
-    assert score.trial_inputs(None, never)["recovery_score"] == 0.0
+    assert score.trial_inputs(None, never).recovery_score == 0.0

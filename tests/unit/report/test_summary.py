@@ -19,7 +19,7 @@ from tests.unit.report.rundirs import SUITE_SLOS, TrialSpec, standard_run, stand
 
 
 def test_a_passing_run(tmp_path: Path) -> None:
-    summary = build_summary(load_run(standard_run(tmp_path / "run")))
+    summary = build_summary(load_run(standard_run(tmp_path / "run"))).to_dict()
     assert summary["schema"] == SCHEMA
     assert (summary["verdict"], summary["reasons"]) == ("pass", [])
     _assert_score_components(summary)
@@ -77,10 +77,12 @@ def _assert_score_components(summary: dict[str, Any], lost: int = 0) -> None:
 
 def test_the_score_moves_with_availability_and_recovery(tmp_path: Path) -> None:
     """Every SLO passes in each of these runs; the score still tells them apart."""
-    clean = build_summary(load_run(standard_run(tmp_path / "clean", failures_per_s=0)))
-    failing = build_summary(load_run(standard_run(tmp_path / "failing", failures_per_s=6)))
-    quick = build_summary(load_run(standard_run(tmp_path / "quick", recovery_s=6)))
-    slow = build_summary(load_run(standard_run(tmp_path / "slow", recovery_s=45)))
+    clean = build_summary(load_run(standard_run(tmp_path / "clean", failures_per_s=0))).to_dict()
+    failing = build_summary(
+        load_run(standard_run(tmp_path / "failing", failures_per_s=6))
+    ).to_dict()
+    quick = build_summary(load_run(standard_run(tmp_path / "quick", recovery_s=6))).to_dict()
+    slow = build_summary(load_run(standard_run(tmp_path / "slow", recovery_s=45))).to_dict()
     for summary in (clean, failing, quick, slow):
         assert summary["verdict"] == "pass", summary["reasons"]
         _assert_score_components(summary)
@@ -97,7 +99,7 @@ def test_failures_lost_orders_and_missing_data_fail_the_verdict(tmp_path: Path) 
     specs[2].status, specs[2].reasons = "failed", ["oracle: deployment/gateway: 1 of 2 Ready"]
     specs[3].load = False
     specs[3].status, specs[3].reasons = "errored", ["load: Locust crashed (exit 1)"]
-    summary = build_summary(load_run(write_run(tmp_path / "run", specs, slos=SUITE_SLOS)))
+    summary = build_summary(load_run(write_run(tmp_path / "run", specs, slos=SUITE_SLOS))).to_dict()
     assert summary["verdict"] == "fail"
     reasons = summary["reasons"]
     assert "pod-kill trial 2: SLO no-lost-orders fail: 2 orders is not <= 0 orders" in reasons[0]
@@ -127,7 +129,7 @@ def test_failures_lost_orders_and_missing_data_fail_the_verdict(tmp_path: Path) 
 def test_a_trial_without_trial_json_is_errored_and_its_slos_are_judged(tmp_path: Path) -> None:
     run_dir = standard_run(tmp_path / "run")
     (run_dir / "trials" / "pod-kill" / "2" / "trial.json").unlink()
-    summary = build_summary(load_run(run_dir))
+    summary = build_summary(load_run(run_dir)).to_dict()
     trial = summary["experiments"][0]["trials"][1]
     assert trial["status"] == "errored"
     assert trial["reasons"] == ["no trial.json"]
@@ -142,10 +144,10 @@ def test_an_experiment_of_run_json_without_trials_fails(tmp_path: Path) -> None:
     info = json.loads((run_dir / "run.json").read_text())
     info["experiments"].append("node-kill")
     (run_dir / "run.json").write_text(json.dumps(info))
-    summary = build_summary(load_run(run_dir))
+    summary = build_summary(load_run(run_dir)).to_dict()
     assert [e["name"] for e in summary["experiments"]] == ["pod-kill", "node-kill"]
     assert summary["reasons"] == ["node-kill: no trials"]
-    empty = build_summary(load_run(write_run(tmp_path / "empty", [])))
+    empty = build_summary(load_run(write_run(tmp_path / "empty", []))).to_dict()
     assert (empty["verdict"], empty["reasons"], empty["score"]["value"]) == (
         "fail",
         ["the run has no trials"],
@@ -181,13 +183,15 @@ def test_a_system_that_did_not_come_back_is_in_the_summary_and_the_reports(
     path.write_text(json.dumps(trial))
     run = load_run(run_dir)
     summary = build_summary(run)
-    assert summary["system_not_back"] == ["node-stop trial 2"]
-    node_stop = summary["experiments"][1]
-    assert node_stop["trials"][1]["system_recovered"] is False
-    assert f"node-stop trial 2: failed: {why}" in summary["reasons"]
+    assert summary.system_not_back == ("node-stop trial 2",)
+    node_stop = summary.experiments[1]
+    assert node_stop.trials[1].system_recovered is False
+    assert f"node-stop trial 2: failed: {why}" in summary.reasons
     assert "**The system did not come back**" in render_markdown(summary)
     assert "did not come back (not serving end to end) after node-stop trial 2" in render_html(
         run, summary
     )
     # Run directories from before the check (no field) read as not checked.
-    assert build_summary(load_run(standard_run(tmp_path / "old")))["system_not_back"] == []
+    assert (
+        build_summary(load_run(standard_run(tmp_path / "old"))).to_dict()["system_not_back"] == []
+    )
