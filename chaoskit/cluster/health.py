@@ -6,13 +6,14 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from chaoskit.errors import ClusterFailed
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class ClusterHealth:
 
 
 def api_client(kubeconfig: Path) -> client.ApiClient:
+    from kubernetes import config  # noqa: PLC0415 - heavy: only when the API is used
+
     return config.new_client_from_config(config_file=str(kubeconfig))
 
 
@@ -74,6 +77,8 @@ def _condition(conditions: list[Any] | None, kind: str) -> bool:
 
 
 def read_health(api: client.ApiClient) -> ClusterHealth:
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when the API is used
+
     core = client.CoreV1Api(api)
     nodes = []
     for node in core.list_node(_request_timeout=10).items:
@@ -110,6 +115,8 @@ def wait_ready(
     api: client.ApiClient, *, expected_nodes: int, timeout: float, poll: float = 1.0
 ) -> ClusterHealth:
     """Waits until every expected node and every kube-system pod is Ready."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when the API is used
+
     deadline = time.monotonic() + timeout
     last: ClusterHealth | None = None
     last_error = ""

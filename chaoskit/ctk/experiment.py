@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from chaoskit.ctk import context as run_context
 from chaoskit.ctk.actions import FAULT_ACTIONS
 from chaoskit.documents import read_document
 from chaoskit.errors import InvalidConfig, InvalidInput
@@ -231,9 +230,31 @@ def _check_with_chaoslib(path: Path, doc: dict[str, Any]) -> None:
     from chaoslib.experiment import ensure_experiment_is_valid  # noqa: PLC0415
 
     try:
-        ensure_experiment_is_valid(copy.deepcopy(doc))
+        ensure_experiment_is_valid(_without_own_control(doc))
     except ChaosException as e:
         raise InvalidConfig(path, "", f"Chaos Toolkit rejects it: {e}") from e
+
+
+def _without_own_control(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` without chaoskit's control (checked above): chaoslib would import
+    it, and with it the run's machinery and the Kubernetes client, only to find it there."""
+    copied = copy.deepcopy(doc)
+    controls = copied.get("controls")
+    if not isinstance(controls, list):
+        return copied
+    own = [
+        c.get("name")
+        for c in controls
+        if isinstance(c, dict)
+        and isinstance(c.get("provider"), dict)
+        and c["provider"].get("module") == CONTROL_MODULE
+    ]
+    copied["controls"] = [
+        c
+        for c in controls
+        if not (isinstance(c, dict) and (c.get("name") in own or c.get("ref") in own))
+    ]
+    return copied
 
 
 @dataclass(frozen=True)
@@ -289,6 +310,8 @@ def run_experiment_file(
     from chaoslib.configuration import load_configuration  # noqa: PLC0415 - heavy import
     from chaoslib.experiment import run_experiment  # noqa: PLC0415
     from chaoslib.types import Strategy  # noqa: PLC0415
+
+    from chaoskit.ctk import context as run_context  # noqa: PLC0415 - heavy: only when running
 
     doc = load_experiment(path)
     check_experiment(path, doc)

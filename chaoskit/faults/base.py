@@ -21,15 +21,16 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar
-
-from kubernetes import client
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeContainer, NodeOps
 from chaoskit.faults.state import Change, StateFile, Undo
 from chaoskit.faults.target import Target
 from chaoskit.settings import Settings
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 P = TypeVar("P", bound="Params")
 T = TypeVar("T")
@@ -163,6 +164,8 @@ class FaultEnv:
         return self._api
 
     def core(self) -> client.CoreV1Api:
+        from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
         return client.CoreV1Api(self.api())
 
 
@@ -241,6 +244,8 @@ def _nodes_holding(env: FaultEnv, matching: str, field_name: str = "holding") ->
     if not sep or not namespace or not selector:
         raise InvalidParam(field_name, f"{matching!r}: expected NAMESPACE/SELECTOR")
     env.target.check_namespace(namespace, field_name)
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
     try:
         pods = env.core().list_namespaced_pod(
             namespace, label_selector=selector, _request_timeout=30

@@ -12,16 +12,18 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client, config
 
 from chaoskit.cluster.config import DEFAULT_NAME
 from chaoskit.cluster.lifecycle import ClusterDir, recorded
 from chaoskit.errors import InvalidInput
 from chaoskit.faults.errors import InvalidParam
 from chaoskit.settings import Settings
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Target:
     def api(self, *, retries: bool = True) -> client.ApiClient:
         """A client of the target; ``retries=False`` for watchers that retry on their own
         (urllib3's retries would only add noise while the API is down)."""
+        from kubernetes import client, config  # noqa: PLC0415 - heavy: only when acting
+
         configuration = client.Configuration()
         config.load_kube_config(
             config_file=str(self.kubeconfig),
