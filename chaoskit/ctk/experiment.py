@@ -17,6 +17,7 @@ import importlib
 import inspect
 import json
 import logging
+import string
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 CONTROL_MODULE = "chaoskit.ctk.control"
 CHAOSKIT_MODULES = ("chaoskit.ctk.actions", "chaoskit.ctk.probes", "chaoskit.ctk.datatier")
+_NOT_SUBSTITUTED = frozenset({"configuration", "secrets", "extensions"})
+"""Top-level fields whose ``${...}`` chaoslib leaves alone (or that are not chaoslib's)."""
 CONTROL = {"name": "chaoskit", "provider": {"type": "python", "module": CONTROL_MODULE}}
 TOP_LEVEL = frozenset(
     {
@@ -218,11 +221,42 @@ def check_experiment(path: Path, doc: dict[str, Any]) -> None:
                 raise InvalidConfig(path, f"{where}[{i}].tolerance", "is required")
     if "method" not in doc:
         raise InvalidConfig(path, "method", "is required (a list of activities)")
+    if not _list(path, "method", doc["method"]):
+        raise InvalidConfig(path, "method", "is empty: an experiment needs at least one activity")
+    _check_references(path, doc)
     for i, activity in enumerate(_list(path, "method", doc["method"])):
         _check_activity(path, f"method[{i}]", activity, configuration, kind=None)
     for i, activity in enumerate(_list(path, "rollbacks", doc.get("rollbacks") or [])):
         _check_activity(path, f"rollbacks[{i}]", activity, configuration, kind="action")
     _check_with_chaoslib(path, doc)
+
+
+def _check_references(path: Path, doc: dict[str, Any]) -> None:
+    """Every ``${name}`` names a configuration or secret key. chaoslib would pass an
+    unknown one on as the literal text, to fail (or worse, match nothing) mid-run."""
+    known = {str(k) for k in _mapping(path, "configuration", doc.get("configuration") or {})}
+    secrets = _mapping(path, "secrets", doc.get("secrets") or {})
+    for scope, values in secrets.items():
+        known |= {str(k) for k in _mapping(path, f"secrets.{scope}", values or {})}
+    stack: list[tuple[str, Any]] = [
+        (str(key), value) for key, value in doc.items() if key not in _NOT_SUBSTITUTED
+    ]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, str):
+            for match in string.Template.pattern.finditer(value):
+                name = match.group("braced")
+                if name is not None and name not in known:
+                    keys = ", ".join(sorted(known)) or "none"
+                    raise InvalidConfig(
+                        path,
+                        where,
+                        f"${{{name}}} is not a configuration or secret key (keys: {keys})",
+                    )
 
 
 def _check_with_chaoslib(path: Path, doc: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeContainer, NodeOps
+from chaoskit.faults.selector import DNS_LABEL, selector_problem
 from chaoskit.faults.state import Change, StateFile, Undo
 from chaoskit.faults.target import Target
 from chaoskit.settings import Settings
@@ -67,6 +68,27 @@ class Params:
         grace = values.get("grace_period")
         if grace is not None and grace < 0:
             raise InvalidParam("grace_period", f"must be 0 or more seconds, not {grace}")
+        selector = values.get("selector")
+        if isinstance(selector, str):
+            problem = selector_problem(selector)
+            if problem:
+                raise InvalidParam("selector", f"{selector!r}: {problem}")
+        for name in ("holding", "sparing"):
+            matching = values.get(name)
+            if isinstance(matching, str) and matching:
+                _check_matching(name, matching)
+
+
+def _check_matching(name: str, matching: str) -> None:
+    """NAMESPACE/SELECTOR, both parts valid (the selector's own key may hold a '/')."""
+    namespace, sep, selector = matching.partition("/")
+    if not sep or not namespace or not selector:
+        raise InvalidParam(name, f"{matching!r}: expected NAMESPACE/SELECTOR")
+    if not DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
+        raise InvalidParam(name, f"{matching!r}: {namespace!r} is not a namespace name")
+    problem = selector_problem(selector)
+    if problem:
+        raise InvalidParam(name, f"{matching!r}: selector {selector!r}: {problem}")
 
 
 @dataclass(frozen=True, kw_only=True)
