@@ -196,7 +196,9 @@ def check_experiment(path: Path, doc: dict[str, Any]) -> None:
     for key in doc:
         if key not in TOP_LEVEL:
             raise InvalidConfig(
-                path, str(key), f"unknown field (known: {', '.join(sorted(TOP_LEVEL))})"
+                path,
+                key if isinstance(key, str) and key.strip() else repr(key),
+                f"unknown field (known: {', '.join(sorted(TOP_LEVEL))})",
             )
     _text(path, "title", doc.get("title"))
     _text(path, "description", doc.get("description"))

@@ -319,3 +319,13 @@ def test_a_damaged_trial_json_fails_its_trial_and_the_gate_names_it(
     assert code == 1
     assert "Traceback" not in err
     assert "trial.json" in out
+
+
+@pytest.mark.parametrize("key", ["two\nlines", "[/]", "[bold]x", "", "a\u2028b"])
+def test_a_strange_key_is_still_one_line_shown_as_written(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps({key: 1, "title": "t"}))
+    code, _, err = run_cli("validate", str(path))
+    line = assert_one_line_exit_2(code, err, str(path), "unknown field")
+    if key.startswith("["):
+        assert key in line  # printed as text, not read as console markup
