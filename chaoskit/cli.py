@@ -899,7 +899,7 @@ def main(argv: list[str] | None = None) -> None:
     except ChaoskitError as e:
         if _state.debug:
             err_console.print_exception()
-        err_console.print(f"chaoskit: error: {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"chaoskit: error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("chaoskit: interrupted")

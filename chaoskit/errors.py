@@ -29,6 +29,11 @@ class InvalidInput(ChaoskitError):
 
     exit_code = 2
 
+    def __init__(self, message: str) -> None:
+        # One line by contract: a line break from the user's own file (a key, a value)
+        # is shown escaped.
+        super().__init__("\\n".join(message.splitlines()))
+
 
 class InvalidConfig(InvalidInput):
     """A configuration file is wrong: names the file, the field and the reason."""

@@ -523,7 +523,7 @@ def _sniff(path: Path) -> tuple[bool, dict[str, Any] | None]:
         return False, None
     try:
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, RecursionError, yaml.YAMLError):
         keys = (_JSON_KEYS if path.suffix == ".json" else _YAML_KEYS).findall(text)
         return set(keys) == {"title", "method"}, None
     if isinstance(doc, dict) and "title" in doc and "method" in doc:

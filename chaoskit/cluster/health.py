@@ -6,14 +6,14 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from chaoskit.cluster.kubeclient import new_client
 from chaoskit.errors import ClusterFailed
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class ClusterHealth:
 
 def api_client(kubeconfig: Path) -> client.ApiClient:
     """A client of ``kubeconfig``'s current context; every request has a timeout."""
+    from chaoskit.cluster.kubeclient import new_client  # noqa: PLC0415 - heavy: only when the API is used
+
     return new_client(kubeconfig)
 
 
@@ -76,6 +78,8 @@ def _condition(conditions: list[Any] | None, kind: str) -> bool:
 
 
 def read_health(api: client.ApiClient) -> ClusterHealth:
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when the API is used
+
     core = client.CoreV1Api(api)
     nodes = []
     for node in core.list_node(_request_timeout=10).items:
@@ -112,6 +116,8 @@ def wait_ready(
     api: client.ApiClient, *, expected_nodes: int, timeout: float, poll: float = 1.0
 ) -> ClusterHealth:
     """Waits until every expected node and every kube-system pod is Ready."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when the API is used
+
     deadline = time.monotonic() + timeout
     last: ClusterHealth | None = None
     last_error = ""

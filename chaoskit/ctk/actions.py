@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaoskit.ctk import context
-
 __all__ = [
     "etcd_restore_drill",
     "kill_containerd",
@@ -62,6 +60,8 @@ _NOT_ARGUMENTS = ("configuration", "secrets")
 def _inject(fault: str, arguments: dict[str, Any]) -> dict[str, Any]:
     configuration = arguments.get("configuration")
     given = {k: v for k, v in arguments.items() if k not in _NOT_ARGUMENTS and v is not None}
+    from chaoskit.ctk import context  # noqa: PLC0415 - heavy: only when running
+
     ctx = context.get(configuration)
     return ctx.session.inject(fault, given, where=fault).to_dict()
 
@@ -313,6 +313,8 @@ def etcd_restore_drill(
 
 def rollback_faults(configuration: dict[str, Any] | None = None) -> list[str]:
     """Undoes every fault of this run that is still in place; returns what it undid."""
+    from chaoskit.ctk import context  # noqa: PLC0415 - heavy: only when running
+
     ctx = context.current()
     if ctx is None:
         return []

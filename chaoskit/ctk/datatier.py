@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaoskit.ctk import context
-from chaoskit.topology import datatier
-
 __all__ = ["mark_kafka_controller_leader"]
 
 
@@ -21,6 +18,9 @@ def mark_kafka_controller_leader(
     """Labels the pod of the active Kafka controller ``chaoskit.io/kafka-role=
     controller-leader`` (asked of the KRaft quorum), so that a fault can select it or
     its node (``holding: shop/chaoskit.io/kafka-role=controller-leader``)."""
+    from chaoskit.ctk import context  # noqa: PLC0415 - heavy: only when running
+    from chaoskit.topology import datatier  # noqa: PLC0415 - heavy: only when running
+
     ctx = context.get(configuration)
     ctx.target.check_namespace(namespace)
     leader = datatier.label_kafka_controller_leader(ctx.target.api(), namespace)

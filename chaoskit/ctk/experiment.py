@@ -17,6 +17,7 @@ import importlib
 import inspect
 import json
 import logging
+import string
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from chaoskit.ctk import CHAOSKIT_MODULES
-from chaoskit.ctk import context as run_context
 from chaoskit.ctk.actions import FAULT_ACTIONS
 from chaoskit.ctk.operator import OPERATOR_KEYS, give, refusal
 from chaoskit.documents import read_document
@@ -37,6 +37,8 @@ from chaoskit.results import RunResults
 logger = logging.getLogger(__name__)
 
 CONTROL_MODULE = "chaoskit.ctk.control"
+_NOT_SUBSTITUTED = frozenset({"configuration", "secrets", "extensions"})
+"""Top-level fields whose ``${...}`` chaoslib leaves alone (or that are not chaoslib's)."""
 CONTROL = {"name": "chaoskit", "provider": {"type": "python", "module": CONTROL_MODULE}}
 TOP_LEVEL = frozenset(
     {
@@ -200,7 +202,9 @@ def check_experiment(path: Path, doc: dict[str, Any]) -> None:
     for key in doc:
         if key not in TOP_LEVEL:
             raise InvalidConfig(
-                path, str(key), f"unknown field (known: {', '.join(sorted(TOP_LEVEL))})"
+                path,
+                key if isinstance(key, str) and key.strip() else repr(key),
+                f"unknown field (known: {', '.join(sorted(TOP_LEVEL))})",
             )
     _text(path, "title", doc.get("title"))
     _text(path, "description", doc.get("description"))
@@ -225,6 +229,9 @@ def check_experiment(path: Path, doc: dict[str, Any]) -> None:
                 raise InvalidConfig(path, f"{where}[{i}].tolerance", "is required")
     if "method" not in doc:
         raise InvalidConfig(path, "method", "is required (a list of activities)")
+    if not _list(path, "method", doc["method"]):
+        raise InvalidConfig(path, "method", "is empty: an experiment needs at least one activity")
+    _check_references(path, doc)
     for i, activity in enumerate(_list(path, "method", doc["method"])):
         _check_activity(path, f"method[{i}]", activity, configuration, kind=None)
     for i, activity in enumerate(_list(path, "rollbacks", doc.get("rollbacks") or [])):
@@ -232,14 +239,64 @@ def check_experiment(path: Path, doc: dict[str, Any]) -> None:
     _check_with_chaoslib(path, doc)
 
 
+def _check_references(path: Path, doc: dict[str, Any]) -> None:
+    """Every ``${name}`` names a configuration or secret key. chaoslib would pass an
+    unknown one on as the literal text, to fail (or worse, match nothing) mid-run."""
+    known = {str(k) for k in _mapping(path, "configuration", doc.get("configuration") or {})}
+    secrets = _mapping(path, "secrets", doc.get("secrets") or {})
+    for scope, values in secrets.items():
+        known |= {str(k) for k in _mapping(path, f"secrets.{scope}", values or {})}
+    stack: list[tuple[str, Any]] = [
+        (str(key), value) for key, value in doc.items() if key not in _NOT_SUBSTITUTED
+    ]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+        elif isinstance(value, str):
+            for match in string.Template.pattern.finditer(value):
+                name = match.group("braced")
+                if name is not None and name not in known:
+                    keys = ", ".join(sorted(known)) or "none"
+                    raise InvalidConfig(
+                        path,
+                        where,
+                        f"${{{name}}} is not a configuration or secret key (keys: {keys})",
+                    )
+
+
 def _check_with_chaoslib(path: Path, doc: dict[str, Any]) -> None:
     from chaoslib.exceptions import ChaosException  # noqa: PLC0415 - heavy import
     from chaoslib.experiment import ensure_experiment_is_valid  # noqa: PLC0415
 
     try:
-        ensure_experiment_is_valid(copy.deepcopy(doc))
+        ensure_experiment_is_valid(_without_own_control(doc))
     except ChaosException as e:
         raise InvalidConfig(path, "", f"Chaos Toolkit rejects it: {e}") from e
+
+
+def _without_own_control(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` without chaoskit's control (checked above): chaoslib would import
+    it, and with it the run's machinery and the Kubernetes client, only to find it there."""
+    copied = copy.deepcopy(doc)
+    controls = copied.get("controls")
+    if not isinstance(controls, list):
+        return copied
+    own = [
+        c.get("name")
+        for c in controls
+        if isinstance(c, dict)
+        and isinstance(c.get("provider"), dict)
+        and c["provider"].get("module") == CONTROL_MODULE
+    ]
+    copied["controls"] = [
+        c
+        for c in controls
+        if not (isinstance(c, dict) and (c.get("name") in own or c.get("ref") in own))
+    ]
+    return copied
 
 
 @dataclass(frozen=True)
@@ -306,6 +363,8 @@ def run_experiment_file(
     from chaoslib.configuration import load_configuration  # noqa: PLC0415 - heavy import
     from chaoslib.experiment import run_experiment  # noqa: PLC0415
     from chaoslib.types import Strategy  # noqa: PLC0415
+
+    from chaoskit.ctk import context as run_context  # noqa: PLC0415 - heavy: only when running
 
     doc = load_experiment(path)
     check_experiment(path, doc)

@@ -11,11 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from chaoskit.ctk import context
 from chaoskit.errors import OperationFailed
 
 __all__ = ["api_serves", "desired_state_converged"]
@@ -32,6 +29,8 @@ def desired_state_converged(
 ) -> bool:
     """True once the desired state holds (after a fault: and goes on holding ``stable_for``
     seconds); fails with the diff after ``timeout`` seconds."""
+    from chaoskit.ctk import context  # noqa: PLC0415 - heavy: only when running
+
     ctx = context.get(configuration)
     name = "before" if not ctx.session.injections else "after"
     verdict = ctx.converge(name, float(timeout), float(stable_for) if ctx.session.injections else 0)
@@ -44,13 +43,17 @@ def desired_state_converged(
 
 def api_serves(timeout: float = 30, configuration: dict[str, Any] | None = None) -> bool:
     """True once the API server answers a list of namespaces (within ``timeout``)."""
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when running
+
+    from chaoskit.ctk import context  # noqa: PLC0415 - heavy: only when running
+
     ctx = context.get(configuration)
     core = client.CoreV1Api(ctx.target.api(retries=False))
     deadline = time.monotonic() + float(timeout)
     while True:
         try:
             core.list_namespace(limit=1, _request_timeout=5)
-        except (ApiException, HTTPError, OSError) as e:
+        except (client.ApiException, HTTPError, OSError) as e:
             if time.monotonic() > deadline:
                 raise OperationFailed(f"the API did not answer within {timeout} s: {e}") from e
             time.sleep(0.5)

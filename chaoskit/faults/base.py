@@ -21,15 +21,17 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Generic, Literal, TypeVar
-
-from kubernetes import client
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeContainer, NodeOps
+from chaoskit.faults.selector import DNS_LABEL, selector_problem
 from chaoskit.faults.state import Change, StateFile, Undo
 from chaoskit.faults.target import Target
 from chaoskit.settings import Settings
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 P = TypeVar("P", bound="Params")
 T = TypeVar("T")
@@ -66,6 +68,27 @@ class Params:
         grace = values.get("grace_period")
         if grace is not None and grace < 0:
             raise InvalidParam("grace_period", f"must be 0 or more seconds, not {grace}")
+        selector = values.get("selector")
+        if isinstance(selector, str):
+            problem = selector_problem(selector)
+            if problem:
+                raise InvalidParam("selector", f"{selector!r}: {problem}")
+        for name in ("holding", "sparing"):
+            matching = values.get(name)
+            if isinstance(matching, str) and matching:
+                _check_matching(name, matching)
+
+
+def _check_matching(name: str, matching: str) -> None:
+    """NAMESPACE/SELECTOR, both parts valid (the selector's own key may hold a '/')."""
+    namespace, sep, selector = matching.partition("/")
+    if not sep or not namespace or not selector:
+        raise InvalidParam(name, f"{matching!r}: expected NAMESPACE/SELECTOR")
+    if not DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
+        raise InvalidParam(name, f"{matching!r}: {namespace!r} is not a namespace name")
+    problem = selector_problem(selector)
+    if problem:
+        raise InvalidParam(name, f"{matching!r}: selector {selector!r}: {problem}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +186,8 @@ class FaultEnv:
         return self._api
 
     def core(self) -> client.CoreV1Api:
+        from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
         return client.CoreV1Api(self.api())
 
 
@@ -241,6 +266,8 @@ def _nodes_holding(env: FaultEnv, matching: str, field_name: str = "holding") ->
     if not sep or not namespace or not selector:
         raise InvalidParam(field_name, f"{matching!r}: expected NAMESPACE/SELECTOR")
     env.target.check_namespace(namespace, field_name)
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
     try:
         pods = env.core().list_namespaced_pod(
             namespace, label_selector=selector, _request_timeout=30

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from chaoskit.faults.base import Blast, Fault, FaultEnv, Recorder, Victim, choose, help_
@@ -66,6 +65,8 @@ def kill_and_confirm(
     """SIGKILLs a kube-system container's process on ``node``; waits until the API shows
     the restart (unless the API is what the kill took away). ``meanwhile`` runs right
     after the kill (what it returns joins the details)."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when acting
+
     core = env.core()
     try:
         pod = pod_on_node(core, SYSTEM_NAMESPACE, node, container)

@@ -29,11 +29,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from chaoskit.faults.base import Fault, FaultEnv, Params, Recorder, Victim, help_
@@ -44,9 +42,12 @@ from chaoskit.faults.nodes import MANIFESTS, NodeOps
 from chaoskit.faults.registry import register
 from chaoskit.faults.state import Undo
 from chaoskit.faults.undo import undo_op
-from chaoskit.probes import oracle
-from chaoskit.probes.watch import Informers
 from chaoskit.settings import Settings
+
+if TYPE_CHECKING:
+    from kubernetes import client
+
+    from chaoskit.probes import oracle
 
 logger = logging.getLogger(__name__)
 
@@ -241,13 +242,16 @@ def _cleanup(nodes: NodeOps, members: list[Member], rid: str) -> None:
         )
 
 
-def _wait_api(core: client.CoreV1Api, timeout: float) -> float:
+def _wait_api(api: client.ApiClient, timeout: float) -> float:
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
+    core = client.CoreV1Api(api)
     started = time.monotonic()
     while True:
         try:
             core.list_namespace(limit=1, _request_timeout=5)
             return round(time.monotonic() - started, 2)
-        except (ApiException, HTTPError, OSError) as e:
+        except (client.ApiException, HTTPError, OSError) as e:
             if time.monotonic() - started > timeout:
                 raise FaultFailed(f"the API did not serve within {timeout:.0f} s: {e}") from e
             time.sleep(1)
@@ -266,15 +270,20 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         members = control_planes(env, ())
         if not members:
             raise FaultFailed("etcd-restore-drill: no running control-plane node")
+        from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
         try:
             env.core().read_namespace(self.params.namespace, _request_timeout=30)
-        except ApiException as e:
+        except client.ApiException as e:
             raise FaultFailed(
                 f"etcd-restore-drill: namespace {self.params.namespace!r}: {e.reason}"
             ) from e
         return [Victim(kind="cluster", name="etcd", namespace=self.params.namespace)]
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        from chaoskit.probes import oracle  # noqa: PLC0415 - heavy: only when acting
+        from chaoskit.probes.watch import Informers  # noqa: PLC0415 - heavy: only when acting
+
         namespace = self.params.namespace
         planes = [c.name for c in control_planes(env, ())]
         members = [read_member(env.nodes, n) for n in planes]
@@ -356,9 +365,12 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         details["restore_s"] = round(time.monotonic() - started, 2)
         env.mark("etcd-restored", "etcd", {})
 
+        from chaoskit.probes import oracle  # noqa: PLC0415 - heavy: only when acting
+        from chaoskit.probes.watch import Informers  # noqa: PLC0415 - heavy: only when acting
+
         # A client without urllib3's retries: this loop retries by itself, quietly.
         quiet = env.target.api(retries=False)
-        details["api_back_after_s"] = _wait_api(client.CoreV1Api(quiet), self.params.verify_timeout)
+        details["api_back_after_s"] = _wait_api(quiet, self.params.verify_timeout)
         env.mark("api-serving", "api", {})
         informers = Informers(quiet)
         try:
@@ -372,7 +384,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
                 f"after the restore, namespace {namespace!r} is not back: {verdict.summary()}"
             )
         if self.params.destroy == "etcd-data":
-            _check_marker_gone(client.CoreV1Api(quiet), namespace, marker)
+            _check_marker_gone(quiet, namespace, marker)
             details["written_after_snapshot_gone"] = True
         _cleanup(env.nodes, members, rid)
         logger.info("etcd restore drill: %s", details)
@@ -436,20 +448,25 @@ def _snapshot(env: FaultEnv, members: list[Member], source: str, rid: str) -> Pa
 
 
 def _write_marker(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
     body = client.V1ConfigMap(
         metadata=client.V1ObjectMeta(name=name, labels={"chaoskit/drill": "marker"}),
         data={"written": "after the snapshot; a restore must not keep it"},
     )
     try:
         core.create_namespaced_config_map(namespace, body, _request_timeout=30)
-    except ApiException as e:
+    except client.ApiException as e:
         raise FaultFailed(f"writing configmap {namespace}/{name}: {e.reason}") from e
 
 
-def _check_marker_gone(core: client.CoreV1Api, namespace: str, name: str) -> None:
+def _check_marker_gone(api: client.ApiClient, namespace: str, name: str) -> None:
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
+    core = client.CoreV1Api(api)
     try:
         core.read_namespaced_config_map(name, namespace, _request_timeout=30)
-    except ApiException as e:
+    except client.ApiException as e:
         if e.status == 404:
             return
         raise FaultFailed(f"reading configmap {namespace}/{name}: {e.reason}") from e
@@ -475,15 +492,17 @@ def _running_etcd_pid(nodes: NodeOps, node: str, timeout: float) -> int:
 
 
 def _delete_namespace(core: client.CoreV1Api, namespace: str, timeout: float) -> float:
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
     started = time.monotonic()
     try:
         core.delete_namespace(namespace, _request_timeout=30)
-    except ApiException as e:
+    except client.ApiException as e:
         raise FaultFailed(f"deleting namespace {namespace!r}: {e.reason}") from e
     while True:
         try:
             core.read_namespace(namespace, _request_timeout=10)
-        except ApiException as e:
+        except client.ApiException as e:
             if e.status == 404:
                 return round(time.monotonic() - started, 2)
             raise FaultFailed(f"reading namespace {namespace!r}: {e.reason}") from e

@@ -13,11 +13,12 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ CONFIRM_TIMEOUT = 60.0
 
 def _poll(check: Callable[[], bool], timeout: float) -> float | None:
     """Seconds until ``check`` held, or None at the deadline (API errors count as not yet)."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when acting
+
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         try:
@@ -66,6 +69,8 @@ def wait_restart_seen(
     timeout: float = CONFIRM_TIMEOUT,
 ) -> float | None:
     """Seconds until the API shows ``container`` of pod ``name`` restarted (or gone)."""
+
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when acting
 
     def restarted() -> bool:
         try:

@@ -10,9 +10,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from chaoskit.faults.base import Blast, Fault, FaultEnv, Recorder, Victim, choose, help_
 from chaoskit.faults.errors import FaultFailed
 from chaoskit.faults.observe import restart_count, wait_restart_seen
@@ -27,6 +24,8 @@ class PodChoice(Blast):
 
 def running_pods(env: FaultEnv, namespace: str, selector: str) -> list[Any]:
     """Pods that match ``selector``, are Running and are not being deleted already."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when acting
+
     try:
         pods = env.core().list_namespaced_pod(
             namespace, label_selector=selector, _request_timeout=30
@@ -90,6 +89,8 @@ class PodKill(Fault[PodKillParams]):
         return [_pod_victim(p) for p in _choose_pods(self, self.params, env, rng)]
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
         options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=victim.uid))
         if self.params.grace_period is not None:
             options.grace_period_seconds = self.params.grace_period
@@ -97,7 +98,7 @@ class PodKill(Fault[PodKillParams]):
             env.core().delete_namespaced_pod(
                 victim.name, victim.namespace, body=options, _request_timeout=30
             )
-        except ApiException as e:
+        except client.ApiException as e:
             raise FaultFailed(f"deleting pod {victim.namespace}/{victim.name}: {e.reason}") from e
         return {"victim": victim.label, "grace_period": self.params.grace_period}
 

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from chaoskit.documents import parse_json, read_text
+from chaoskit.errors import InvalidConfig
 from chaoskit.locks import file_lock
 from chaoskit.settings import Settings
 
@@ -118,10 +120,36 @@ class StateFile:
         if not self.path.is_file():
             return {}
         try:
-            raw = json.loads(self.path.read_text())
-        except (OSError, ValueError) as e:
-            raise OSError(f"{self.path}: unreadable state file: {e}") from e
-        return {r["id"]: RunInfo.from_dict(r) for r in raw.get("runs", [])}
+            return self._runs(parse_json(self.path, read_text(self.path)))
+        except InvalidConfig as e:
+            raise self._corrupt(e) from None
+
+    def _runs(self, raw: object) -> dict[str, RunInfo]:
+        runs = raw.get("runs", []) if isinstance(raw, dict) else None
+        if not isinstance(runs, list):
+            raise InvalidConfig(self.path, "runs", "missing or not a list")
+        parsed: dict[str, RunInfo] = {}
+        for i, run in enumerate(runs):
+            try:
+                info = RunInfo.from_dict(run)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise InvalidConfig(self.path, f"runs[{i}]", f"malformed: {e!r}") from None
+            parsed[info.id] = info
+        return parsed
+
+    def _corrupt(self, e: InvalidConfig) -> InvalidConfig:
+        """What to do about a state file chaoskit cannot read. It is the only record of
+        what a killed run left changed, so it is kept: the user decides."""
+        where = f"{e.field}: " if e.field else ""
+        return InvalidConfig(
+            self.path,
+            "",
+            f"{where}{e.reason}: the state file of cluster {self.cluster!r} is damaged, so "
+            "chaoskit cannot tell which faults are still in place; it is left as it is. "
+            "Undo by hand what it still lists (stopped or paused node containers: docker "
+            f"start/unpause), then move it aside (mv {self.path} {self.path}.broken) and run "
+            "chaoskit recover again, or delete the cluster (chaoskit cluster down)",
+        )
 
     def _write(self, runs: dict[str, RunInfo]) -> None:
         if not runs:

@@ -12,17 +12,18 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client
 
 from chaoskit.cluster.config import DEFAULT_NAME
-from chaoskit.cluster.kubeclient import new_client
 from chaoskit.cluster.lifecycle import ClusterDir, recorded
 from chaoskit.errors import InvalidInput
 from chaoskit.faults.errors import InvalidParam
 from chaoskit.settings import Settings
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class Target:
     def api(self, *, retries: bool = True) -> client.ApiClient:
         """A client of the target; ``retries=False`` for watchers that retry on their own
         (urllib3's retries would only add noise while the API is down)."""
+        from chaoskit.cluster.kubeclient import new_client  # noqa: PLC0415 - heavy: only when acting
+
         # Every informer holds a watch connection; the default pool of 10 is too small.
         # Every request has a timeout (chaoskit.cluster.kubeclient).
         return new_client(self.kubeconfig, context=self.context, retries=retries, pool=64)

@@ -27,14 +27,14 @@ score      the score falls by more than the amount         points (of 100)
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from chaoskit.errors import InvalidInput
+from chaoskit.documents import parse_json, read_text
+from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.report.rundir import check_dir
 from chaoskit.report.summary import SCHEMA, SUMMARY_FILE
 from chaoskit.results import ExperimentSummary, ScoreSummary, Spread, Summary
@@ -105,9 +105,9 @@ def read_summary(path: Path, what: str = "report") -> Summary:
     if not file.is_file():
         raise InvalidInput(f"{what} {file}: no such file (render it with: chaoskit report {path})")
     try:
-        summary = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InvalidInput(f"{what} {file}: not valid JSON: {e}") from e
+        summary = parse_json(file, read_text(file))
+    except InvalidConfig as e:
+        raise InvalidInput(f"{what} {e}") from None
     if not isinstance(summary, dict) or summary.get("schema") != SCHEMA:
         found = summary.get("schema") if isinstance(summary, dict) else type(summary).__name__
         raise InvalidInput(f"{what} {file}: schema {found!r}, want {SCHEMA!r}")

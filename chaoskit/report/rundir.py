@@ -10,7 +10,6 @@ trial's files may be missing when its trial failed early; readers say so instead
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from chaoskit.errors import InvalidInput
+from chaoskit.documents import parse_json, read_text
+from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.load.timeseries import Latency, read_latency, read_timeseries
 
 logger = logging.getLogger(__name__)
@@ -35,15 +35,57 @@ TIMESERIES_FILE = "timeseries.csv"
 
 def read_json(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(the document, "") or (None, why not); never raises for a missing or broken file."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return None, f"no {path.name}"
-    except (OSError, ValueError) as e:
-        return None, f"{path.name} is unreadable: {e}"
+    try:
+        doc = parse_json(path, read_text(path))
+    except InvalidConfig as e:
+        where = f"{e.field}: " if e.field else ""
+        return None, f"{path.name} is unreadable: {where}{e.reason}"
     if not isinstance(doc, dict):
         return None, f"{path.name} is not a JSON object"
     return doc, ""
+
+
+_NUMBER = (int, float)
+RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,),
+    "suite": (dict,),
+    "cluster": (dict,),
+    "started_at": _NUMBER,
+    "ended_at": _NUMBER,
+    "experiments": (list,),
+}
+"""The fields of run.json readers use, and their types (each may be missing or null)."""
+TRIAL_FIELDS: dict[str, tuple[type, ...]] = {
+    "experiment": (str,),
+    "file": (str,),
+    "trial": (int,),
+    "seed": (str, int),
+    "status": (str,),
+    "reasons": (list,),
+    "started_at": _NUMBER,
+    "ended_at": _NUMBER,
+    "fault": (dict,),
+    "load": (dict,),
+    "load_error": (str,),
+    "ledger": (dict,),
+    "ledger_error": (str,),
+    "prometheus_url": (str,),
+    "slos": (list,),
+}
+"""The same for trial.json."""
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "a mapping"}
+
+
+def field_problem(doc: dict[str, Any], fields: dict[str, tuple[type, ...]]) -> tuple[str, str]:
+    """(field, why) for the first field of ``doc`` whose type is wrong, else ("", "")."""
+    for name, types in fields.items():
+        value = doc.get(name)
+        if value is not None and not isinstance(value, types):
+            want = " or ".join(_TYPE_NAMES.get(t, f"a {t.__name__}") for t in types)
+            return name, f"must be {want}, not {type(value).__name__}"
+    return "", ""
 
 
 def check_dir(path: Path, what: str = "report directory") -> Path:
@@ -72,7 +114,14 @@ class Trial:
     def read(cls, experiment: str, number: int, path: Path) -> Trial:
         trial = cls(experiment, number, path)
         info, why = read_json(path / TRIAL_FILE)
+        if info is not None:
+            field, wrong = field_problem(info, TRIAL_FIELDS)
+            if wrong:
+                # A damaged trial.json is that trial's problem, reported with it; the rest
+                # of the run still renders.
+                info, why = None, f"{TRIAL_FILE} is damaged: {field}: {wrong}"
         if info is None:
+            logger.warning("%s: %s", path / TRIAL_FILE, why)
             trial.problems.append(why)
         else:
             trial.info = info
@@ -165,6 +214,9 @@ def load_run(path: Path) -> Run:
     info, why = read_json(path / RUN_FILE)
     if info is None:
         raise InvalidInput(f"report directory {path}: {why} (not a chaoskit run directory)")
+    field, wrong = field_problem(info, RUN_FIELDS)
+    if wrong:
+        raise InvalidConfig(path / RUN_FILE, field, wrong)
     trials: list[Trial] = []
     root = path / TRIALS_DIR
     listed = [str(e) for e in info.get("experiments") or []]

@@ -14,6 +14,7 @@ from chaoskit.faults import etcd_drill
 from chaoskit.faults.errors import FaultFailed
 from chaoskit.faults.nodes import NodeOps
 from chaoskit.faults.state import Change, Undo
+from chaoskit.probes import oracle, watch
 from chaoskit.settings import Settings
 
 
@@ -57,8 +58,9 @@ def drill(monkeypatch: pytest.MonkeyPatch) -> etcd_drill.EtcdRestoreDrill:
     member = etcd_drill.Member("c-control-plane", "m", "https://x:2380", "/var/lib/etcd")
     monkeypatch.setattr(etcd_drill, "control_planes", lambda env, skip: planes)
     monkeypatch.setattr(etcd_drill, "read_member", lambda nodes, node: member)
-    monkeypatch.setattr(etcd_drill, "Informers", lambda api: SimpleNamespace(stop=lambda: None))
-    monkeypatch.setattr(etcd_drill.oracle, "record", lambda informers, spaces: object())
+    # The drill imports the watch machinery only when it acts: patch it where it lives.
+    monkeypatch.setattr(watch, "Informers", lambda api: SimpleNamespace(stop=lambda: None))
+    monkeypatch.setattr(oracle, "record", lambda informers, spaces: object())
     monkeypatch.setattr(etcd_drill, "etcdctl", lambda *args, **kwargs: None)
     monkeypatch.setattr(etcd_drill, "_running_etcd_pid", lambda *args: 1)
     monkeypatch.setattr(etcd_drill, "_delete_namespace", lambda *args: 0.1)
