@@ -48,6 +48,10 @@ OUTBOX_PENDING = Gauge(
     "shop_outbox_pending", "Outbox rows not yet marked sent (relay leader only)."
 )
 RELAY_LEADER = Gauge("shop_outbox_relay_leader", "1 while this replica holds the relay lock.")
+RELAY_PRODUCER_RESETS = Counter(
+    "shop_outbox_producer_resets",
+    "Kafka producers the relay threw away because the broker acknowledged nothing.",
+)
 DROP_EVENTS = Gauge("shop_outbox_drop_events", "1 while the drop-events fault is switched on.")
 NOTIFICATIONS = Counter(
     "shop_notifications",

@@ -43,6 +43,12 @@ FLUSH_TIMEOUT_S = kafka.DELIVERY_TIMEOUT_MS / 1000 + 5
 LEADER_WAIT_TIMEOUT_S = 60
 """Session wait_timeout of the lock holder's connection: how soon a cut-off leader's lock
 is freed. Must exceed the longest pause between its queries (a batch flush)."""
+STALLED_ROUNDS = 2
+"""Rounds in a row in which the broker acknowledged none of the events sent before the relay
+throws its producer away and makes a new one. A librdkafka producer can stay wedged after
+its broker's node restarts (every event timing out, hours later, while a new client is
+served at once); a fresh one has fresh connections, metadata and producer id. Events it
+may have written anyway are published again, which the notification consumer absorbs."""
 IDLE_PAUSE_S = 0.1
 FOLLOWER_PAUSE_S = 2.0
 PENDING_GAUGE_EVERY_S = 5.0
@@ -120,6 +126,8 @@ class OutboxRelay:
         self._conn: DbConnection | None = None
         self._topic_ready = False
         self._last_gauge = 0.0
+        self._stalled_rounds = 0
+        self.producers_made = 0
         self.leader = False
         self.last_error = ""
 
@@ -144,6 +152,8 @@ class OutboxRelay:
             "leader": self.leader,
             "topic_ready": self._topic_ready,
             "last_error": self.last_error,
+            "stalled_rounds": self._stalled_rounds,
+            "producers_made": self.producers_made,
         }
 
     def _step(self, stopping: threading.Event) -> float:
@@ -218,6 +228,7 @@ class OutboxRelay:
     def _publish(self, rows: Sequence[OutboxRow], stopping: threading.Event) -> set[int]:
         if self._producer is None:
             self._producer = self._producer_factory(self.settings)
+            self.producers_made += 1
         producer = self._producer
         deliveries = Deliveries()
         for row in rows:
@@ -248,10 +259,28 @@ class OutboxRelay:
         else:
             self.last_error = ""
         metrics.OUTBOX_EVENTS.labels("published").inc(len(deliveries.acked))
+        self._stalled_rounds = 0 if deliveries.acked else self._stalled_rounds + 1
         if deliveries.fatal:
             log.error("outbox relay: fatal producer error, creating a new producer")
-            self._producer = None
+            self._discard_producer()
+        elif self._stalled_rounds >= STALLED_ROUNDS:
+            log.warning(
+                "outbox relay: no event acknowledged in %d rounds in a row, creating a new "
+                "producer",
+                self._stalled_rounds,
+            )
+            metrics.RELAY_PRODUCER_RESETS.inc()
+            self._discard_producer()
         return deliveries.acked
+
+    def _discard_producer(self) -> None:
+        """Drops the producer and whatever it still holds (those rows stay unsent)."""
+        producer, self._producer = self._producer, None
+        self._stalled_rounds = 0
+        if producer is not None:
+            with suppress(Exception):  # a wedged client must not stop the relay
+                producer.purge()
+                producer.flush(0)
 
     def _mark(self, conn: DbConnection, ids: Sequence[int], dropped: bool) -> None:
         if not ids:

@@ -207,3 +207,68 @@ def test_the_drop_events_fault_marks_events_sent_without_publishing(
     assert producer.published == []
     assert table.unsent() == []
     assert all(row["dropped"] for row in table.rows.values())
+
+
+class WedgedProducer(FakeProducer):
+    """A producer whose broker never answers again: every event times out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.purged = False
+
+    def flush(self, timeout: float = -1) -> int:
+        for _, callback in self._queued:
+            callback(FakeError("Local: Message timed out"), None)
+        self._queued = []
+        return 0
+
+    def purge(self) -> None:
+        self.purged = True
+
+
+def test_a_producer_that_gets_nothing_acknowledged_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After its broker's node restarted, a producer once timed out every event for hours
+    while a new client was served at once: the relay makes a new producer after
+    STALLED_ROUNDS rounds without one acknowledgement, and the events go out through it."""
+    monkeypatch.setattr(outbox.kafka, "ensure_topic", lambda settings: None)
+    table = Table()
+    wedged, healthy = WedgedProducer(), FakeProducer()
+    made: list[FakeProducer] = []
+
+    def factory(_: Settings) -> FakeProducer:
+        producer = wedged if not made else healthy
+        made.append(producer)
+        return producer
+
+    relay = OutboxRelay(
+        Settings.from_env("order", env={}),
+        FakeDatabase(table),  # type: ignore[arg-type]
+        producer_factory=factory,  # type: ignore[arg-type]
+    )
+    table.add(1, "o1")
+    for _ in range(outbox.STALLED_ROUNDS):
+        relay.step(threading.Event())
+        assert table.unsent() == [1]
+    assert wedged.purged
+    assert relay.status()["producers_made"] == 1
+
+    relay.step(threading.Event())
+    assert made == [wedged, healthy]
+    assert healthy.published == ["o1"]
+    assert table.unsent() == []
+    assert relay.status()["stalled_rounds"] == 0
+
+
+def test_a_round_with_one_acknowledgement_keeps_the_producer(
+    relay_parts: tuple[OutboxRelay, Table, FakeProducer],
+) -> None:
+    relay, table, producer = relay_parts
+    for round_ in range(outbox.STALLED_ROUNDS + 2):
+        table.add(2 * round_ + 1, f"ok{round_}")
+        table.add(2 * round_ + 2, f"bad{round_}")
+        producer.failing.add(f"bad{round_}")
+        relay.step(threading.Event())
+    assert relay.status()["producers_made"] == 1
+    assert relay.status()["stalled_rounds"] == 0
