@@ -250,6 +250,75 @@ def cluster_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{item['name']}\t({marker})")
 
 
+# --------------------------------------------------------------------------- agent
+
+
+@cli.group()
+def agent() -> None:
+    """The node agent: a DaemonSet that applies fault orders below the API (in progress)."""
+
+
+AGENT_CLUSTER = click.option(
+    "--cluster", "cluster_name", default=DEFAULT_NAME, show_default=True, help="Cluster name."
+)
+
+
+@agent.command("install")
+@AGENT_CLUSTER
+@click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait.")
+@click.pass_context
+def agent_install(ctx: click.Context, cluster_name: str, timeout: float) -> None:
+    """Build the agent's image, load it, apply it, wait until it is Ready on every node."""
+    from chaoskit.agent.install import install
+    from chaoskit.cluster.access import access
+
+    settings = _settings(ctx)
+    result = install(
+        settings, access(settings, cluster_name), progress=_progress(), timeout=timeout
+    )
+    click.echo(
+        f"agent {result.image} Ready on {len(result.nodes)} node(s) of cluster "
+        f"{cluster_name!r} in {result.seconds:.1f} s"
+    )
+
+
+@agent.command("status")
+@AGENT_CLUSTER
+@click.pass_context
+def agent_status(ctx: click.Context, cluster_name: str) -> None:
+    """Show the agent on each node and its orders (exit 1 if it is not Ready everywhere)."""
+    from chaoskit.agent.client import Orders
+    from chaoskit.agent.install import installed, node_agents
+    from chaoskit.cluster.access import access
+    from chaoskit.cluster.health import api_client
+
+    api = api_client(access(_settings(ctx), cluster_name).kubeconfig)
+    if not installed(api):
+        click.echo(f"the agent is not installed on cluster {cluster_name!r}")
+        sys.exit(1)
+    agents = node_agents(api)
+    for item in agents:
+        state = "Ready" if item.ready else f"NOT Ready: {item.reason}"
+        click.echo(f"  {item.node:32} {item.pod or '-':28} {state}")
+    for order in Orders(api).list():
+        click.echo(f"  order {order.name} on {order.node}: {order.fault} {order.phase}")
+    if not all(a.ready for a in agents):
+        sys.exit(1)
+
+
+@agent.command("remove")
+@AGENT_CLUSTER
+@click.pass_context
+def agent_remove(ctx: click.Context, cluster_name: str) -> None:
+    """Undo every order still in force, then delete the agent and its CRD and wait."""
+    from chaoskit.agent.install import remove
+    from chaoskit.cluster.access import access
+
+    settings = _settings(ctx)
+    removed = remove(settings, access(settings, cluster_name), progress=_progress())
+    click.echo("agent removed" if removed else f"no agent on cluster {cluster_name!r}")
+
+
 # --------------------------------------------------------------------------- deploy
 
 

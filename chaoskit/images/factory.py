@@ -687,6 +687,36 @@ def build_load_image(settings: Settings, progress: Progress) -> str:
     return LOCUST_IMAGE
 
 
+AGENT_IMAGE = "chaoskit/agent:1"
+"""chaoskit's node agent (chaoskit/agent): a DaemonSet installed by ``chaoskit agent install``."""
+
+
+def _agent_package() -> Path:
+    return Path(str(resources.files("chaoskit.agent") / "nodeagent"))
+
+
+def agent_steps() -> list[Step]:
+    """The node agent's image: Debian's python3 and the agent's own package, no wheels."""
+    return [
+        _docker_step(
+            "image:agent",
+            AGENT_IMAGE,
+            "agent",
+            needs=("image:debian-base",),
+            binaries={"nodeagent": lambda env: _agent_package()},
+            args={"BASE": DEBIAN_BASE},
+            extra_inputs=(hash_tree(_agent_package()),),
+        )
+    ]
+
+
+def build_agent_image(settings: Settings, progress: Progress) -> str:
+    """Builds (or finds cached) the node agent's image; returns its name."""
+    env = build_env(settings)
+    _run_plan(env, [*local_steps(), *agent_steps()], ("image:agent",), progress)
+    return AGENT_IMAGE
+
+
 def _run_plan(env: BuildEnv, steps: list[Step], targets: Iterable[str], progress: Progress) -> None:
     plan = Plan.resolve(steps, env, targets)
     with build_lock(env, progress):

@@ -1,0 +1,73 @@
+"""The few API calls the agent makes, over HTTPS with the pod's service account.
+
+Standard library only: the image carries no client library. Every call has a short
+timeout, so that an API server that does not answer never delays an expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .orders import GROUP, NAMESPACE, NODE_LABEL, PLURAL, VERSION
+
+ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TIMEOUT = 3.0
+
+
+class ApiUnavailable(Exception):
+    """The API did not answer, or answered with an error."""
+
+
+@dataclass(frozen=True)
+class Api:
+    base_url: str
+    account: Path = ACCOUNT
+    timeout: float = TIMEOUT
+
+    @classmethod
+    def in_cluster(cls, host: str, port: str) -> Api:
+        return cls(base_url=f"https://{host}:{port}")
+
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.account / "ca.crt"))
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        # The token is read on every call: projected tokens are rotated in place.
+        token = (self.account / "token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/merge-patch+json"
+        url = self.base_url + path
+        if not url.startswith("https://"):
+            raise ApiUnavailable(f"not an https URL: {url}")
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - https only, checked above
+                req, timeout=self.timeout, context=self._context()
+            ) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise ApiUnavailable(f"{method} {path}: HTTP {e.code} {e.reason}") from e
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise ApiUnavailable(f"{method} {path}: {e}") from e
+
+    def orders_path(self, name: str = "") -> str:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+        return f"{path}/{urllib.parse.quote(name)}" if name else path
+
+    def list_orders(self, node: str) -> list[dict[str, Any]]:
+        selector = urllib.parse.quote(f"{NODE_LABEL}={node}")
+        found = self.request("GET", f"{self.orders_path()}?labelSelector={selector}")
+        return list(found.get("items") or [])
+
+    def write_status(self, name: str, status: dict[str, Any]) -> None:
+        self.request("PATCH", self.orders_path(name) + "/status", {"status": status})
