@@ -186,12 +186,16 @@ def latency_sample(
 ) -> tuple[float, bool]:
     """(milliseconds, failed) as recorded: a timed-out request is a failure at the full
     timeout (also one that gave up connecting sooner: the client's wait was spent); a
-    failure whose wait is unknown counts as a timeout."""
+    failure whose wait is unknown counts as a timeout. So is any request that took longer
+    than the timeout (the client's timeout bounds each socket wait, not the whole request;
+    a user who waited that long has given up): no sample is ever above the timeout."""
     timeout_ms = REQUEST_TIMEOUT_S * 1000
     if _timed_out(exception, response):
         return timeout_ms, True
     if response_time is None:
         return (timeout_ms, True) if exception is not None else (0.0, False)
+    if response_time >= timeout_ms:
+        return timeout_ms, True
     return response_time, exception is not None
 
 

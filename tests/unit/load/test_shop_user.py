@@ -126,6 +126,7 @@ SAMPLES = textwrap.dedent(
     record("reset", 12.3, ConnectionResetError("reset"))
     record("no-time", None, ConnectionResetError("reset"))
     record("slow", 9950.0)
+    record("too-slow", 10400.0)  # answered, but after the client's timeout
     record("fast", 0.3)
     seconds = [s for second in _shop.PER_SECOND.requests.values() for s in second.items()]
     print(json.dumps({name: [b["failures"], dict(b["times"])] for (_, name), b in seconds}))
@@ -153,7 +154,7 @@ def test_a_timed_out_request_is_a_failure_at_the_full_timeout() -> None:
     samples, timeouts = _samples({"CHAOSKIT_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S)})
     full = str(int(REQUEST_TIMEOUT_S * 1000))
     assert timeouts["timeout"] == REQUEST_TIMEOUT_S
-    for name in ("timeout", "connect-timeout", "order-timeout", "no-time"):
+    for name in ("timeout", "connect-timeout", "order-timeout", "no-time", "too-slow"):
         assert samples[name] == [1, {full: 1}], name
     assert samples["reset"] == [1, {"13": 1}]  # a quick failure keeps its own wait
     # buckets are named by their upper bound: a percentile never flatters
