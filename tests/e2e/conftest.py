@@ -51,6 +51,37 @@ def cluster() -> Iterator[Cluster]:
         assert down.returncode == 0, down.stderr
 
 
+SETTLE_TIMEOUT_S = 240.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def leaves_cluster_settled(cluster: Cluster) -> Iterator[None]:
+    """After each module every node and kube-system pod is Ready again (as it was found).
+
+    A fault the module undid may still be settling (a static pod coming back, a kubelet
+    re-registering); the next module must not start on a cluster that is not Ready, so
+    this waits for it, and fails the module that left it broken if it never settles.
+    """
+    yield
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    status = _status()
+    while not status.get("ready"):
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"cluster {CLUSTER_NAME} not Ready {SETTLE_TIMEOUT_S:.0f} s after the module: "
+                + json.dumps(_not_ready(status))
+            )
+        time.sleep(2)
+        status = _status()
+
+
+def _not_ready(status: dict[str, object]) -> list[object]:
+    nodes = status.get("nodes") or []
+    pods = status.get("system_pods") or []
+    assert isinstance(nodes, list) and isinstance(pods, list)
+    return [item for item in nodes + pods if isinstance(item, dict) and not item.get("ready")]
+
+
 @pytest.fixture(scope="session")
 def probe_loaded(cluster: Cluster) -> None:
     """The probe server image (tests/e2e/workloads.py) is on every node."""

@@ -35,6 +35,17 @@ def node_ready(cluster: Cluster, node: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def pod_ready(cluster: Cluster, name: str) -> bool:
+    try:
+        pod = cluster.core.read_namespaced_pod(name, "kube-system")
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    conditions = pod.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
 @pytest.fixture(scope="module")
 def agent(cluster: Cluster) -> Iterator[Orders]:
     started = time.monotonic()
@@ -92,6 +103,11 @@ def test_renewed_static_pod_hold_lasts_until_released(cluster: Cluster, agent: O
     agent.wait_phase(name, ("Undone",), timeout=15)
     assert "kube-scheduler.yaml" in node_sh(node, "ls /etc/kubernetes/manifests")
     assert node_sh(node, "ls /etc/kubernetes/chaoskit-held") == ""
+    mirror = f"kube-scheduler-{node}"
+    deadline = time.monotonic() + 120
+    while not pod_ready(cluster, mirror):
+        assert time.monotonic() < deadline, f"{mirror} not Ready 120 s after the release"
+        time.sleep(1)
     agent.delete(name)
 
 
