@@ -24,7 +24,9 @@ from chaoskit.errors import ChaoskitError
 from chaoskit.settings import Settings
 
 if TYPE_CHECKING:
+    from chaoskit.agent.client import Orders
     from chaoskit.cluster.kind import Kind
+    from chaoskit.faults.agentnodes import OrphanReport
     from chaoskit.images.factory import ImageSet, Source
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -760,6 +762,32 @@ def _read_summary(out_dir: Path) -> dict[str, Any] | None:
     return loaded
 
 
+def _agent_orders(kubeconfig: Path) -> Callable[[], Orders]:
+    """The agents' orders of a cluster, reached on first use."""
+    from chaoskit.agent.client import Orders
+    from chaoskit.cluster.health import api_client
+
+    made: list[Orders] = []
+
+    def orders() -> Orders:
+        if not made:
+            made.append(Orders(api_client(kubeconfig)))
+        return made[0]
+
+    return orders
+
+
+def _release_orphans(orders: Callable[[], Orders], *, force: bool) -> OrphanReport | None:
+    """Releases the orders of dead harnesses; None when the agent is not installed."""
+    from chaoskit.agent.install import installed
+    from chaoskit.faults.agentnodes import release_orphans
+
+    api = orders().custom.api_client
+    if not installed(api):
+        return None
+    return release_orphans(orders(), force=force)
+
+
 @cli.command("recover")
 @click.option("--cluster", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
 @click.option("--force", is_flag=True, help="Also undo runs whose harness still runs.")
@@ -780,20 +808,29 @@ def recover_cmd(ctx: click.Context, cluster: str, force: bool, timeout: float) -
 
     settings = _settings(ctx)
     lifecycle.check_name(cluster)
+    info = lifecycle.recorded(settings, cluster)
+    orders = _agent_orders(Path(info.kubeconfig)) if info is not None else None
     with signals.terminate_raises():
-        report = recover(settings, cluster, force=force)
+        report = recover(settings, cluster, force=force, orders=orders)
+        orphans = _release_orphans(orders, force=force) if orders is not None else None
     for change in report.undone:
         click.echo(f"undone: {change.undo.description} ({change.fault}, run {change.run_id})")
     for change in report.failed:
         click.echo(f"FAILED: {change.undo.description}: {change.error}")
     for run in report.skipped_runs:
         click.echo(f"skipped run {run}: its harness still runs (--force to undo anyway)")
-    if not (report.undone or report.failed or report.skipped_runs):
+    released = orphans.released if orphans is not None else []
+    for order in released:
+        click.echo(f"released agent order {order}")
+    for order in orphans.failed if orphans is not None else []:
+        click.echo(f"FAILED: agent order {order}")
+    for order in orphans.skipped if orphans is not None else []:
+        click.echo(f"skipped agent order {order} (--force to release anyway)")
+    if not (report.undone or report.failed or report.skipped_runs or released):
         click.echo(f"nothing to recover on cluster {cluster!r}")
-    if report.failed:
+    if report.failed or (orphans is not None and orphans.failed):
         sys.exit(1)
-    info = lifecycle.recorded(settings, cluster)
-    if report.undone and info is not None:
+    if (report.undone or released) and info is not None:
         from chaoskit.cluster.health import api_client, wait_ready
 
         with _progress().task(f"waiting for cluster {cluster!r} to be Ready"):
@@ -876,6 +913,7 @@ def faults_plan(
         state=StateFile.of(settings, target.cluster),
         run_id="plan",
         settings=settings,
+        install_agent=False,
     )
     _, victims = plan(env, fault, _key_values("--set", arguments), seed=seed)
     for victim in victims:

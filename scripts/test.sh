@@ -45,4 +45,4 @@ if [ -n "$missing" ]; then
 fi
 
 echo "==> pytest (unit and e2e)"
-exec pytest tests --e2e "$@"
+exec pytest tests --e2e --durations=40 "$@"

@@ -32,6 +32,11 @@ DEFAULT_TTL = 30.0
 """Seconds an order outlives its last renewal (issue 14: undone within 30 s)."""
 
 
+def new_name(fault: str) -> str:
+    """A fresh order name (known before the order exists, so that it can be recorded)."""
+    return f"{fault}-{uuid.uuid4().hex[:10]}"
+
+
 class OrderFailed(OperationFailed):
     """An order was refused, failed on its node, or the agent did not answer it in time."""
 
@@ -41,10 +46,18 @@ class Orders:
         self.custom = client.CustomObjectsApi(api)
 
     def create(
-        self, node: str, fault: str, params: Mapping[str, str], *, ttl: float = DEFAULT_TTL
+        self,
+        node: str,
+        fault: str,
+        params: Mapping[str, str],
+        *,
+        ttl: float = DEFAULT_TTL,
+        name: str = "",
+        run: str = "",
+        harness: str = "",
     ) -> str:
-        name = f"{fault}-{uuid.uuid4().hex[:8]}"
-        body = order_object(name, node, fault, params, time.time() + ttl)
+        name = name or new_name(fault)
+        body = order_object(name, node, fault, params, time.time() + ttl, run=run, harness=harness)
         self.custom.create_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, PLURAL, body, _request_timeout=10
         )
@@ -60,6 +73,9 @@ class Orders:
             {"spec": {"expiresAt": format_time(expires_at)}},
             _request_timeout=10,
         )
+
+    def renew_until(self, name: str, expires_at: float) -> None:
+        self._patch_expiry(name, expires_at)
 
     def renew(self, name: str, *, ttl: float = DEFAULT_TTL) -> None:
         self._patch_expiry(name, time.time() + ttl)

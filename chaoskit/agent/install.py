@@ -10,6 +10,7 @@ deletes everything and waits until it is gone.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,13 @@ from kubernetes.client.exceptions import ApiException
 from chaoskit.agent import manifests
 from chaoskit.agent.client import Orders
 from chaoskit.agent.nodeagent.orders import GROUP, NAMESPACE, PLURAL, TERMINAL
-from chaoskit.cluster.access import ClusterAccess
-from chaoskit.cluster.health import api_client
+from chaoskit.cluster.access import ClusterAccess, kubectl_path
+from chaoskit.cluster.kubeclient import new_client
 from chaoskit.errors import OperationFailed
 from chaoskit.images.docker import image_key
 from chaoskit.images.factory import build_agent_image, kind_binary
 from chaoskit.proc import run_logged
-from chaoskit.progress import Progress
+from chaoskit.progress import LogProgress, Progress
 from chaoskit.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,11 +61,47 @@ def _log(settings: Settings, access: ClusterAccess) -> Path:
     return settings.log_dir / "agent" / f"{access.name}.log"
 
 
+IMAGE_ENV = "CHAOSKIT_AGENT_IMAGE"
+"""An agent image the cluster's nodes pull themselves (a cluster that is not a kind
+cluster on this machine, where ``kind load`` cannot deliver the locally built one)."""
+
+
 def install(
     settings: Settings, access: ClusterAccess, *, progress: Progress, timeout: float = READY_TIMEOUT
 ) -> InstallResult:
+    """Builds (or finds cached) the image, delivers it to the nodes, applies, waits."""
     started = time.monotonic()
     log = _log(settings, access)
+    pulled = os.environ.get(IMAGE_ENV, "").strip()
+    if pulled:
+        image, pull_policy = pulled, "IfNotPresent"
+    elif access.port_nodes():
+        image, pull_policy = _load_built(settings, access, progress, log), "Never"
+    else:
+        raise AgentFailed(
+            f"cluster {access.name!r} is not a kind cluster on this machine, so the agent's "
+            f"image cannot be loaded into it: push chaoskit/agent to a registry its nodes "
+            f"pull from and set {IMAGE_ENV} to that image"
+        )
+    rendered = settings.cache_dir / "clusters" / access.name / "agent.yaml"
+    rendered.parent.mkdir(parents=True, exist_ok=True)
+    objects = manifests.all_objects(image, pull_policy=pull_policy)
+    rendered.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    with progress.task("applying the agent's CRD, RBAC and DaemonSet"):
+        run_logged(
+            access.kubectl_cmd("apply", "--server-side", "--force-conflicts", "-f", str(rendered)),
+            log=log,
+            what="kubectl apply",
+            error=AgentFailed,
+            timeout=120,
+        )
+    with progress.task("waiting for an agent on every node"):
+        api = new_client(access.kubeconfig, context=access.context or None)
+        nodes = wait_ready(api, image, timeout)
+    return InstallResult(image=image, nodes=nodes, seconds=time.monotonic() - started)
+
+
+def _load_built(settings: Settings, access: ClusterAccess, progress: Progress, log: Path) -> str:
     built = build_agent_image(settings, progress)
     key = image_key(built)
     if key is None:
@@ -80,20 +117,29 @@ def install(
             error=AgentFailed,
             timeout=600,
         )
-    rendered = settings.cache_dir / "clusters" / access.name / "agent.yaml"
-    rendered.parent.mkdir(parents=True, exist_ok=True)
-    rendered.write_text(yaml.safe_dump_all(manifests.all_objects(image), sort_keys=False))
-    with progress.task("applying the agent's CRD, RBAC and DaemonSet"):
-        run_logged(
-            access.kubectl_cmd("apply", "--server-side", "--force-conflicts", "-f", str(rendered)),
-            log=log,
-            what="kubectl apply",
-            error=AgentFailed,
-            timeout=120,
-        )
-    with progress.task("waiting for an agent on every node"):
-        nodes = wait_ready(api_client(access.kubeconfig), image, timeout)
-    return InstallResult(image=image, nodes=nodes, seconds=time.monotonic() - started)
+    return image
+
+
+def _access(settings: Settings, name: str, kubeconfig: Path, context: str) -> ClusterAccess:
+    return ClusterAccess(
+        name=name, kubeconfig=kubeconfig, kubectl=kubectl_path(settings), context=context
+    )
+
+
+def install_on(
+    settings: Settings, *, name: str, kubeconfig: Path, context: str, api: client.ApiClient
+) -> InstallResult:
+    """``install`` for a run that needs the agent (progress goes to the log only)."""
+    del api  # install makes its own client of the same kubeconfig and context
+    return install(settings, _access(settings, name, kubeconfig, context), progress=LogProgress())
+
+
+def remove_from(
+    settings: Settings, *, name: str, kubeconfig: Path, context: str, api: client.ApiClient
+) -> bool:
+    """``remove`` at the end of a run that installed the agent."""
+    del api
+    return remove(settings, _access(settings, name, kubeconfig, context), progress=LogProgress())
 
 
 def node_agents(api: client.ApiClient, image: str | None = None) -> list[NodeAgent]:
@@ -198,7 +244,7 @@ def remove(
     settings: Settings, access: ClusterAccess, *, progress: Progress, timeout: float = 120
 ) -> bool:
     """Deletes the agent (False: it was not installed). Orders are undone first."""
-    api = api_client(access.kubeconfig)
+    api = new_client(access.kubeconfig, context=access.context or None)
     if not installed(api):
         return False
     with progress.task("releasing the agent's orders"):

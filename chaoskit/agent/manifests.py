@@ -79,6 +79,10 @@ def crd() -> dict[str, Any]:
                                         "message": string,
                                         "updated": {**string, "format": "date-time"},
                                         "observedExpiresAt": {**string, "format": "date-time"},
+                                        "info": {
+                                            "type": "object",
+                                            "additionalProperties": string,
+                                        },
                                     },
                                 },
                             },
@@ -205,6 +209,6 @@ def daemonset(image: str, *, pull_policy: str = "Never") -> dict[str, Any]:
     }
 
 
-def all_objects(image: str) -> list[dict[str, Any]]:
+def all_objects(image: str, *, pull_policy: str = "Never") -> list[dict[str, Any]]:
     """In apply order (the CRD and namespace before what lives in them)."""
-    return [crd(), namespace(), *rbac(), daemonset(image)]
+    return [crd(), namespace(), *rbac(), daemonset(image, pull_policy=pull_policy)]

@@ -23,9 +23,12 @@ class ClusterAccess:
     name: str
     kubeconfig: Path
     kubectl: Path
+    context: str = ""
+    """The kube context to use (empty: the kubeconfig's current one)."""
 
     def kubectl_cmd(self, *args: str) -> list[str]:
-        return [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *args]
+        context = ["--context", self.context] if self.context else []
+        return [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *context, *args]
 
     def host_port(self, node_port: int) -> int:
         """The 127.0.0.1 port on the host that reaches ``node_port`` of the cluster."""
@@ -55,6 +58,13 @@ class ClusterAccess:
         return sorted(proc.stdout.split())
 
 
+def kubectl_path(settings: Settings) -> Path:
+    kubectl = catalog.KUBECTL.out_dir(build_env(settings)) / "kubectl"
+    if not kubectl.is_file():
+        raise ClusterFailed(f"kubectl is not built ({kubectl}): run 'chaoskit images build'")
+    return kubectl
+
+
 def access(settings: Settings, name: str) -> ClusterAccess:
     """Everything needed to talk to chaoskit's cluster ``name``; exit 2 if there is none."""
     info = recorded(settings, name)
@@ -63,9 +73,8 @@ def access(settings: Settings, name: str) -> ClusterAccess:
             f"no chaoskit cluster named {name!r}: "
             f"create it with 'chaoskit cluster up --name {name}'"
         )
-    kubectl = catalog.KUBECTL.out_dir(build_env(settings)) / "kubectl"
-    if not kubectl.is_file():
-        raise ClusterFailed(f"kubectl is not built ({kubectl}): run 'chaoskit images build'")
     return ClusterAccess(
-        name=name, kubeconfig=ClusterDir.of(settings, name).kubeconfig, kubectl=kubectl
+        name=name,
+        kubeconfig=ClusterDir.of(settings, name).kubeconfig,
+        kubectl=kubectl_path(settings),
     )

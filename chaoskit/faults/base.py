@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
+from chaoskit.faults.agentnodes import Hands, NodeAgents
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeContainer, NodeOps
 from chaoskit.faults.selector import DNS_LABEL, selector_problem
@@ -37,6 +38,10 @@ P = TypeVar("P", bound="Params")
 T = TypeVar("T")
 
 Role = Literal["worker", "control-plane", "any"]
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+PUBLISHES_PORTS_LABEL = "chaoskit.io/publishes-ports"
+"""Set (kind-config.yaml) on the node that publishes the topology's ports on the host:
+never chosen by a node fault without explicit names (it would cut the harness off)."""
 Marker = Callable[[str, str, dict[str, Any]], object]
 """Puts a fault's own moments on the timeline: (event kind, subject, detail)."""
 
@@ -179,11 +184,61 @@ class FaultEnv:
     settings: Settings
     mark: Marker = _no_mark
     _api: client.ApiClient | None = None
+    install_agent: bool = True
+    """Install the node agent on first use if the cluster has none (not for a plan)."""
+    _agents: NodeAgents | None = None
 
     def api(self) -> client.ApiClient:
         if self._api is None:
             self._api = self.target.api()
         return self._api
+
+    def agents(self) -> NodeAgents:
+        """The node agents, through which every fault below the API acts."""
+        if self._agents is None:
+            self._agents = NodeAgents(
+                self.target,
+                self.api,
+                self.settings,
+                run_id=self.run_id,
+                install=self.install_agent,
+            )
+        return self._agents
+
+    def inventory(self) -> list[NodeContainer]:
+        """The cluster's nodes as the API lists them: role from the control-plane label,
+        ``running`` when Ready, sparing the node labelled as publishing the topology's
+        ports. On chaoskit's kind clusters a node whose container is not running (stopped,
+        paused) is not running either, whatever the API still says."""
+        from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
+        try:
+            listed = self.core().list_node(_request_timeout=30).items
+        except client.ApiException as e:
+            raise FaultFailed(f"listing the cluster's nodes: {e.reason}") from e
+        containers = {c.name: c.state for c in self.nodes.nodes()} if self.target.managed else {}
+        result = []
+        for node in listed:
+            labels = node.metadata.labels or {}
+            role = "control-plane" if CONTROL_PLANE_LABEL in labels else "worker"
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
+            )
+            state = "running" if ready else "not-ready"
+            if containers.get(node.metadata.name, "running") != "running":
+                state = containers[node.metadata.name]
+            publishes = labels.get(PUBLISHES_PORTS_LABEL) == "true"
+            result.append(NodeContainer(node.metadata.name, role, state, publishes))
+        return sorted(result, key=lambda n: n.name)
+
+    def hands(self) -> Hands:
+        """What rollback acts through."""
+        return Hands(self.nodes, lambda name, expires_at: self.agents().release(name, expires_at))
+
+    def close(self) -> None:
+        """Stops renewing agent orders; removes the agent if this run installed it."""
+        if self._agents is not None:
+            self._agents.close()
 
     def core(self) -> client.CoreV1Api:
         from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
@@ -292,7 +347,7 @@ def choose_nodes(
     never chosen: losing it would cut the harness off from the system under test. Nor is
     a node running a pod that ``params.sparing`` matches.
     """
-    containers = {c.name: c for c in env.nodes.nodes()}
+    containers = {c.name: c for c in env.inventory()}
     if params.nodes:
         unknown = [n for n in params.nodes if n not in containers]
         if unknown:

@@ -1,13 +1,13 @@
 """What faults on kube-system components share: kill a component's container process on
 chosen nodes (kubelet restarts it), or hold a static pod down by moving its manifest out
 of kubelet's folder (deleting a static pod's mirror pod does nothing) until rollback.
+Both are orders to the node's agent (:mod:`chaoskit.faults.agentnodes`).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,16 +15,13 @@ from typing import Any, ClassVar
 from urllib3.exceptions import HTTPError
 
 from chaoskit.faults.base import Blast, Fault, FaultEnv, Recorder, Victim, choose, help_
-from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.errors import InvalidParam
 from chaoskit.faults.nodes import NodeContainer
 from chaoskit.faults.observe import pod_on_node, restart_count, wait_restart_seen
-from chaoskit.faults.undo import release_manifest
 
 logger = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACE = "kube-system"
-STOP_TIMEOUT = 90.0
-"""Seconds kubelet gets to stop a static pod whose manifest was moved away."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +33,7 @@ class ControlPlaneChoice(Blast):
 
 def control_planes(env: FaultEnv, names: tuple[str, ...]) -> list[NodeContainer]:
     """Running control-plane nodes, or the named ones (which must be control planes)."""
-    planes = {c.name: c for c in env.nodes.nodes() if c.role == "control-plane"}
+    planes = {c.name: c for c in env.inventory() if c.role == "control-plane"}
     for name in names:
         if name not in planes:
             valid = ", ".join(sorted(planes)) or "none"
@@ -45,14 +42,20 @@ def control_planes(env: FaultEnv, names: tuple[str, ...]) -> list[NodeContainer]
     return [c for c in chosen if c.state == "running"]
 
 
-def wait_stopped(env: FaultEnv, node: str, container: str, timeout: float = STOP_TIMEOUT) -> float:
-    """Seconds until kubelet has stopped ``container`` after its manifest left."""
-    started = time.monotonic()
-    while env.nodes.running_container_count(node, SYSTEM_NAMESPACE, container):
-        if time.monotonic() - started > timeout:
-            raise FaultFailed(f"{container} on {node} still runs {timeout:.0f} s after its hold")
-        time.sleep(0.5)
-    return round(time.monotonic() - started, 2)
+def kill_container(
+    env: FaultEnv, node: str, namespace: str, container: str, *, pod: str = "", signal: str = "KILL"
+) -> list[dict[str, Any]]:
+    """Signals the main process of the matching running containers on ``node`` through
+    its agent; returns [{id, pid}] of what it signalled."""
+    params = {"namespace": namespace, "container": container, "signal": signal}
+    if pod:
+        params["pod"] = pod
+    info = env.agents().once(node, "container-kill", params)
+    killed = []
+    for item in info.get("killed", "").split():
+        cid, _, pid = item.partition(":")
+        killed.append({"id": cid, "pid": int(pid) if pid.isdigit() else None})
+    return killed
 
 
 def kill_and_confirm(
@@ -73,8 +76,7 @@ def kill_and_confirm(
     except (ApiException, HTTPError, OSError) as e:
         logger.warning("cannot read %s's pod on %s before the kill: %s", container, node, e)
         pod = None
-    kills = env.nodes.kill_containers(node, SYSTEM_NAMESPACE, container)
-    result: dict[str, Any] = {"killed": [{"id": c, "pid": p} for c, p in kills]}
+    result: dict[str, Any] = {"killed": kill_container(env, node, SYSTEM_NAMESPACE, container)}
     if meanwhile is not None:
         result.update(meanwhile())
     if pod is not None:
@@ -124,8 +126,19 @@ class ComponentFault(Fault[Any]):
         component = victim.container
         if not self.holds:
             return {"victim": victim.label, **kill_and_confirm(env, victim.node, component)}
-        manifest = f"{component}.yaml"
-        record(release_manifest(victim.node, manifest))
-        env.nodes.hold_manifest(victim.node, manifest)
-        stopped = wait_stopped(env, victim.node, component)
-        return {"victim": victim.label, "held": manifest, "stopped_after_s": stopped}
+        # The agent moves the manifest out of kubelet's folder, waits until kubelet has
+        # stopped the container, and puts it back at the release or the expiry.
+        info = env.agents().hold(
+            victim.node,
+            "static-pod-hold",
+            {"component": component},
+            record=record,
+            description=f"put static pod manifest {component}.yaml back on {victim.node}",
+            duration=getattr(self.params, "duration", None),
+        )
+        stopped = info.get("stopped_after_s")
+        return {
+            "victim": victim.label,
+            "held": info.get("manifest", f"{component}.yaml"),
+            "stopped_after_s": float(stopped) if stopped else None,
+        }

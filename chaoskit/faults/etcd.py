@@ -9,7 +9,6 @@ leader or followers (asked of etcd itself) or any member.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -23,68 +22,26 @@ from chaoskit.faults.components import (
     kill_and_confirm,
 )
 from chaoskit.faults.errors import FaultFailed, InvalidParam
-from chaoskit.faults.nodes import NodeContainer, NodeOps
+from chaoskit.faults.nodes import NodeContainer
 from chaoskit.faults.registry import register
 
-PKI = "/etc/kubernetes/pki/etcd"
 ELECTION_TIMEOUT = 30.0
-ETCDCTL_TLS = (
-    "--endpoints=https://127.0.0.1:2379",
-    f"--cacert={PKI}/ca.crt",
-    f"--cert={PKI}/healthcheck-client.crt",
-    f"--key={PKI}/healthcheck-client.key",
-)
 
 
-def etcd_container_id(nodes: NodeOps, node: str) -> str:
-    proc = nodes.exec(
-        node,
-        [
-            "crictl",
-            "ps",
-            "-q",
-            "--state",
-            "running",
-            "--label",
-            "io.kubernetes.pod.namespace=kube-system",
-            "--label",
-            "io.kubernetes.container.name=etcd",
-        ],
-        what=f"finding etcd on {node}",
-    )
-    ids = proc.stdout.split()
-    if not ids:
-        raise FaultFailed(f"no running etcd container on {node}")
-    return ids[0]
-
-
-def etcdctl(nodes: NodeOps, node: str, *args: str, timeout: float = 30) -> str:
-    """Runs etcdctl inside the etcd container of ``node`` with the healthcheck client certs."""
-    cid = etcd_container_id(nodes, node)
-    proc = nodes.exec(
-        node,
-        ["crictl", "exec", cid, "etcdctl", *ETCDCTL_TLS, *args],
-        what=f"etcdctl {' '.join(args)} on {node}",
-        timeout=timeout,
-    )
-    return proc.stdout
-
-
-def leader(nodes: NodeOps, members: list[NodeContainer]) -> str:
-    """The node name of the current etcd leader, asked of the first member that answers."""
+def leader(env: FaultEnv, members: list[NodeContainer]) -> str:
+    """The node name of the current etcd leader, asked of each member's agent (etcd's own
+    ``etcd_server_is_leader`` metric on the node)."""
     errors = []
     for member in members:
         try:
-            status = json.loads(etcdctl(nodes, member.name, "endpoint", "status", "-w", "json"))
-            names = json.loads(etcdctl(nodes, member.name, "member", "list", "-w", "json"))
-        except (FaultFailed, ValueError) as e:
+            info = env.agents().once(member.name, "etcd-status", {})
+        except FaultFailed as e:
             errors.append(str(e))
             continue
-        leader_id = status[0]["Status"]["leader"]
-        for item in names.get("members", []):
-            if item.get("ID") == leader_id:
-                return str(item.get("name"))
-    raise FaultFailed("no etcd member named its leader: " + "; ".join(errors[:2]))
+        if info.get("is_leader") == "1":
+            return member.name
+    reason = "; ".join(errors[:2]) or "every member answered that it does not lead"
+    raise FaultFailed(f"no etcd member named its leader: {reason}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,7 +68,7 @@ class _EtcdFault(ComponentFault):
         members = control_planes(env, self.params.nodes)
         if self.params.target == "any":
             return members
-        current = leader(env.nodes, members)
+        current = leader(env, members)
         if self.params.target == "leader":
             return [m for m in members if m.name == current]
         return [m for m in members if m.name != current]
@@ -147,7 +104,7 @@ class EtcdKill(_EtcdFault):
         members = control_planes(env, ())
         survivors = [m for m in members if m.name != victim.node]
         try:
-            before = leader(env.nodes, members)
+            before = leader(env, members)
         except FaultFailed:
             before = None
 
@@ -156,7 +113,7 @@ class EtcdKill(_EtcdFault):
             started = time.monotonic()
             while survivors and time.monotonic() - started < ELECTION_TIMEOUT:
                 try:
-                    after = leader(env.nodes, survivors)
+                    after = leader(env, survivors)
                 except FaultFailed:
                     time.sleep(0.2)
                     continue

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from urllib3.exceptions import HTTPError
 
+from chaoskit.faults.agentnodes import Hands
 from chaoskit.faults.base import Fault, FaultEnv, Params, Recorder, Victim, help_
 from chaoskit.faults.components import SYSTEM_NAMESPACE, control_planes
 from chaoskit.faults.errors import FaultFailed
-from chaoskit.faults.etcd import etcdctl
 from chaoskit.faults.nodes import MANIFESTS, NodeOps
 from chaoskit.faults.registry import register
 from chaoskit.faults.state import Undo
@@ -50,6 +50,49 @@ if TYPE_CHECKING:
     from chaoskit.probes import oracle
 
 logger = logging.getLogger(__name__)
+
+PKI = "/etc/kubernetes/pki/etcd"
+ETCDCTL_TLS = (
+    "--endpoints=https://127.0.0.1:2379",
+    f"--cacert={PKI}/ca.crt",
+    f"--cert={PKI}/healthcheck-client.crt",
+    f"--key={PKI}/healthcheck-client.key",
+)
+
+
+def etcd_container_id(nodes: NodeOps, node: str) -> str:
+    proc = nodes.exec(
+        node,
+        [
+            "crictl",
+            "ps",
+            "-q",
+            "--state",
+            "running",
+            "--label",
+            "io.kubernetes.pod.namespace=kube-system",
+            "--label",
+            "io.kubernetes.container.name=etcd",
+        ],
+        what=f"finding etcd on {node}",
+    )
+    ids = proc.stdout.split()
+    if not ids:
+        raise FaultFailed(f"no running etcd container on {node}")
+    return ids[0]
+
+
+def etcdctl(nodes: NodeOps, node: str, *args: str, timeout: float = 30) -> str:
+    """Runs etcdctl inside the etcd container of ``node`` with the healthcheck client certs."""
+    cid = etcd_container_id(nodes, node)
+    proc = nodes.exec(
+        node,
+        ["crictl", "exec", cid, "etcdctl", *ETCDCTL_TLS, *args],
+        what=f"etcdctl {' '.join(args)} on {node}",
+        timeout=timeout,
+    )
+    return proc.stdout
+
 
 NODE_WORKDIR = "/var/lib/chaoskit"
 BUMP_REVISION = "1000000000"
@@ -182,7 +225,9 @@ def restore(nodes: NodeOps, args: dict[str, Any]) -> None:
 
 
 @undo_op("etcd-restore")
-def _restore_op(nodes: NodeOps, args: dict[str, Any]) -> None:
+def _restore_op(hands: Hands, args: dict[str, Any]) -> None:
+    # The drill works on the control planes' files through kind's node containers.
+    nodes = hands.nodes
     snapshot = Path(args["snapshot"])
     try:
         restore(nodes, args)

@@ -1,15 +1,15 @@
-"""kubelet faults: the node's agent dies while its container (and its pods) live on.
+"""kubelet faults: the node's kubelet dies while the node (and its pods) live on.
 
 ``kubelet-stop`` SIGKILLs kubelet and stops its systemd unit: a merely signalled kubelet
 is restarted by systemd within a second, so the unit has to be stopped for the Node to go
 NotReady (after the node-monitor grace period). Rollback starts the unit.
-``kubelet-kill`` only SIGKILLs it: a crash that systemd repairs.
+``kubelet-kill`` only SIGKILLs it: a crash that systemd repairs. Both are orders to
+chaoskit's node agent (:mod:`chaoskit.faults.agentnodes`).
 """
 
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,9 +23,7 @@ from chaoskit.faults.base import (
     Victim,
     choose_nodes,
 )
-from chaoskit.faults.errors import FaultFailed
 from chaoskit.faults.registry import register
-from chaoskit.faults.undo import systemctl_start
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,9 +34,6 @@ class UnitParams(NodeChoice):
 @dataclass(frozen=True, kw_only=True)
 class UnitHoldParams(NodeChoice, Hold):
     pass
-
-
-RESTART_TIMEOUT = 30.0
 
 
 class UnitFault(Fault[UnitParams]):
@@ -53,33 +48,25 @@ class UnitFault(Fault[UnitParams]):
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
         details: dict[str, Any] = {"victim": victim.label, "unit": self.unit, "held": self.holds}
+        params = {"unit": self.unit}
         if self.holds:
-            record(systemctl_start(victim.node, self.unit))
-        before = main_pid(env, victim.node, self.unit)
-        # The main process only: `systemctl kill` signals the whole cgroup by default, and
-        # containerd's cgroup holds every container's shim (killing them is another fault).
-        env.nodes.systemctl(victim.node, "kill", "--kill-whom=main", "--signal=SIGKILL", self.unit)
-        if self.holds:
-            env.nodes.systemctl(victim.node, "stop", self.unit)
+            # The agent SIGKILLs the main process, stops the unit, and starts it again at
+            # the release, or at the expiry should this process die.
+            info = env.agents().hold(
+                victim.node,
+                "unit-stop",
+                params,
+                record=record,
+                description=f"systemctl start {self.unit} on {victim.node}",
+                duration=getattr(self.params, "duration", None),
+            )
+            details["agent"] = info
             return details
-        # Killed only: confirm systemd has started a new process.
-        started = time.monotonic()
-        while main_pid(env, victim.node, self.unit) in (0, before):
-            if time.monotonic() - started > RESTART_TIMEOUT:
-                raise FaultFailed(f"systemd did not restart {self.unit} on {victim.node}")
-            time.sleep(0.2)
-        details["restarted_after_s"] = round(time.monotonic() - started, 2)
+        # Killed only: the agent confirms systemd started a new process.
+        info = env.agents().once(victim.node, "unit-kill", params)
+        details["restarted_after_s"] = float(info.get("restarted_after_s", "nan"))
+        details["pid_before"], details["pid_after"] = info.get("pid_before"), info.get("pid_after")
         return details
-
-
-def main_pid(env: FaultEnv, node: str, unit: str) -> int:
-    proc = env.nodes.exec(
-        node,
-        ["systemctl", "show", "--property=MainPID", "--value", unit],
-        what=f"reading {unit}'s pid on {node}",
-    )
-    text = proc.stdout.strip()
-    return int(text) if text.isdigit() else 0
 
 
 @register

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chaoskit.faults.base import Blast, Fault, FaultEnv, Recorder, Victim, choose, help_
+from chaoskit.faults.components import kill_container
 from chaoskit.faults.errors import FaultFailed
 from chaoskit.faults.observe import restart_count, wait_restart_seen
 from chaoskit.faults.registry import register
@@ -139,7 +140,8 @@ class ContainerKill(Fault[ContainerKillParams]):
         core = env.core()
         pod = core.read_namespaced_pod(victim.name, victim.namespace, _request_timeout=30)
         before = restart_count(pod, victim.container)
-        kills = env.nodes.kill_containers(
+        kills = kill_container(
+            env,
             victim.node,
             victim.namespace,
             victim.container,
@@ -153,6 +155,6 @@ class ContainerKill(Fault[ContainerKillParams]):
             )
         return {
             "victim": victim.label,
-            "killed": [{"id": c, "pid": p} for c, p in kills],
+            "killed": kills,
             "restart_seen_after_s": seen,
         }

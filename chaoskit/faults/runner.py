@@ -14,17 +14,21 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaoskit.faults import registry, undo
+from chaoskit.faults.agentnodes import Hands
 from chaoskit.faults.base import Fault, FaultEnv, Victim
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeOps
 from chaoskit.faults.state import Change, StateFile, Undo
 from chaoskit.settings import Settings
+
+if TYPE_CHECKING:
+    from chaoskit.agent.client import Orders
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +160,7 @@ class FaultSession:
         """Undoes the pending changes of one injection (or of the whole run), newest first."""
         ids = {c.id for c in injection.changes} if injection is not None else None
         pending = [c for c in self.env.state.pending(self.env.run_id) if ids is None or c.id in ids]
-        failures = undo_changes(self.env.state, self.env.nodes, pending)
+        failures = undo_changes(self.env.state, self.env.hands(), pending)
         now = time.time()
         undone = {c.id for c in pending}
         for inj in [injection] if injection is not None else self.injections:
@@ -184,14 +188,15 @@ class FaultSession:
             self.rollback()
         finally:
             self.env.state.end_run(self.env.run_id)
+            self.env.close()
 
 
-def undo_changes(state: StateFile, nodes: NodeOps, changes: list[Change]) -> list[Change]:
+def undo_changes(state: StateFile, hands: Hands, changes: list[Change]) -> list[Change]:
     """Applies each change's undo, marks it in the state file; returns the ones that failed."""
     failed = []
     for change in changes:
         try:
-            undo.apply(nodes, change.undo)
+            undo.apply(hands, change.undo)
         except (FaultFailed, OSError) as e:
             logger.error("could not undo %s: %s", change.undo.description, e)
             state.mark(change, "failed", str(e))
@@ -221,10 +226,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover(settings: Settings, cluster: str, *, force: bool = False) -> RecoverReport:
-    """Undoes every change left pending on ``cluster``, newest first."""
+def recover(
+    settings: Settings,
+    cluster: str,
+    *,
+    force: bool = False,
+    orders: Callable[[], Orders] | None = None,
+) -> RecoverReport:
+    """Undoes every change left pending on ``cluster``, newest first; ``orders``: the
+    agents' orders of the cluster (agent orders are released through them)."""
     state = StateFile.of(settings, cluster)
     nodes = NodeOps(cluster, fault_log(settings, cluster))
+    hands = Hands.of(nodes, orders or _no_orders(cluster))
     undone: list[Change] = []
     failed: list[Change] = []
     skipped = []
@@ -236,9 +249,16 @@ def recover(settings: Settings, cluster: str, *, force: bool = False) -> Recover
             skipped.append(f"{run.id} (pid {run.pid}, {run.what or 'unknown'})")
             continue
         pending = sorted(run.pending, key=lambda c: c.recorded_at, reverse=True)
-        run_failed = undo_changes(state, nodes, pending)
+        run_failed = undo_changes(state, hands, pending)
         failed += run_failed
         failed_ids = {c.id for c in run_failed}
         undone += [c for c in pending if c.id not in failed_ids]
         state.end_run(run.id)
     return RecoverReport(undone, failed, skipped)
+
+
+def _no_orders(cluster: str) -> Callable[[], Orders]:
+    def fail() -> Orders:
+        raise FaultFailed(f"no way to reach the node agents of cluster {cluster!r}")
+
+    return fail

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from chaoskit.faults import signals
+from chaoskit.faults.agentnodes import RELEASE_OP, Hands
 from chaoskit.faults.errors import FaultFailed
-from chaoskit.faults.nodes import NodeOps
 from chaoskit.faults.state import Undo
 
 logger = logging.getLogger(__name__)
 
-UndoOp = Callable[[NodeOps, dict[str, Any]], None]
+UndoOp = Callable[[Hands, dict[str, Any]], None]
 _OPS: dict[str, UndoOp] = {}
 
 
@@ -31,7 +31,7 @@ def undo_op(name: str) -> Callable[[UndoOp], UndoOp]:
     return register
 
 
-def apply(nodes: NodeOps, undo: Undo) -> None:
+def apply(hands: Hands, undo: Undo) -> None:
     """Applies ``undo``; Ctrl-C and SIGTERM wait until it is done."""
     from chaoskit.faults.registry import load_all  # noqa: PLC0415 - ops live in fault modules
 
@@ -41,7 +41,7 @@ def apply(nodes: NodeOps, undo: Undo) -> None:
         raise FaultFailed(f"unknown undo operation {undo.op!r} ({undo.description})")
     logger.info("undo: %s", undo.description)
     with signals.deferred():
-        op(nodes, undo.args)
+        op(hands, undo.args)
 
 
 def docker_start(node: str) -> Undo:
@@ -67,7 +67,8 @@ def release_manifest(node: str, manifest: str) -> Undo:
 
 
 @undo_op("docker-start")
-def _docker_start(nodes: NodeOps, args: dict[str, Any]) -> None:
+def _docker_start(hands: Hands, args: dict[str, Any]) -> None:
+    nodes = hands.nodes
     node = args["node"]
     state = nodes.state(node)
     if state == "paused":
@@ -77,20 +78,29 @@ def _docker_start(nodes: NodeOps, args: dict[str, Any]) -> None:
 
 
 @undo_op("docker-unpause")
-def _docker_unpause(nodes: NodeOps, args: dict[str, Any]) -> None:
+def _docker_unpause(hands: Hands, args: dict[str, Any]) -> None:
+    nodes = hands.nodes
     node = args["node"]
     if nodes.state(node) == "paused":
         nodes.docker("unpause", node)
 
 
 @undo_op("systemctl-start")
-def _systemctl_start(nodes: NodeOps, args: dict[str, Any]) -> None:
+def _systemctl_start(hands: Hands, args: dict[str, Any]) -> None:
+    nodes = hands.nodes
     nodes.systemctl(args["node"], "start", args["unit"])
 
 
 @undo_op("release-manifest")
-def _release_manifest(nodes: NodeOps, args: dict[str, Any]) -> None:
+def _release_manifest(hands: Hands, args: dict[str, Any]) -> None:
+    nodes = hands.nodes
     # Not waiting here for the container to run again: etcd members released one by one
     # after a quorum loss cannot run (their liveness probe fails without quorum) until the
     # next one is back. Whoever needs a member running waits for it (the restore drill).
     nodes.release_manifest(args["node"], args["manifest"])
+
+
+@undo_op(RELEASE_OP)
+def _agent_release(hands: Hands, args: dict[str, Any]) -> None:
+    # The agent undoes the fault (start the unit, put the manifest back) and says so.
+    hands.release(args["order"], float(args.get("expires_at", 0.0)))

@@ -45,6 +45,10 @@ def cluster() -> Iterator[Cluster]:
         status = _status()
     kubeconfig = Path(str(status["kubeconfig"]))
     api = config.new_client_from_config(config_file=str(kubeconfig))
+    # The node agent stays installed for the session, as `chaoskit agent install` leaves it
+    # (a run that finds it installed leaves it; test_agent.py covers a run that installs it).
+    agent = chaoskit("agent", "install", "--cluster", CLUSTER_NAME, timeout=900)
+    assert agent.returncode == 0, f"chaoskit agent install failed:\n{agent.stdout}\n{agent.stderr}"
     yield Cluster(CLUSTER_NAME, kubeconfig, api)
     if not keep:
         down = chaoskit("cluster", "down", "--name", CLUSTER_NAME, timeout=300)

@@ -2,21 +2,24 @@
 
 A kubelet-stop order that nobody renews is undone by the agent at its expiry (no
 ``chaoskit recover``, no harness); a static pod hold that is renewed stays held until it
-is released. The agent is removed at the end, as the cluster was before.
+is released; a harness killed with SIGKILL leaves nothing the agent does not undo; a run
+on a cluster without the agent installs it and removes it at its end.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from chaoskit.agent.client import Orders
+from chaoskit.agent.client import DEFAULT_TTL, Orders
 from chaoskit.agent.nodeagent.orders import NAMESPACE
-from tests.e2e.harness import Cluster, chaoskit
+from tests.e2e.harness import REPO, Cluster, chaoskit, pending_changes
 
 
 def node_sh(node: str, script: str) -> str:
@@ -47,19 +50,13 @@ def pod_ready(cluster: Cluster, name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def agent(cluster: Cluster) -> Iterator[Orders]:
+def agent(cluster: Cluster) -> Orders:
+    """The session's agent (installed with the cluster): install again is a no-op."""
     started = time.monotonic()
     install = chaoskit("agent", "install", "--cluster", cluster.name, timeout=900)
     assert install.returncode == 0, f"{install.stdout}\n{install.stderr}"
-    print(f"agent install: {time.monotonic() - started:.1f} s")
-    try:
-        yield Orders(cluster.api)
-    finally:
-        removed = chaoskit("agent", "remove", "--cluster", cluster.name, timeout=300)
-        assert removed.returncode == 0, f"{removed.stdout}\n{removed.stderr}"
-        with pytest.raises(ApiException) as gone:
-            cluster.core.read_namespace(NAMESPACE)
-        assert gone.value.status == 404
+    print(f"agent install (installed already): {time.monotonic() - started:.1f} s")
+    return Orders(cluster.api)
 
 
 def test_agent_status_lists_every_node(cluster: Cluster, agent: Orders) -> None:
@@ -72,7 +69,7 @@ def test_agent_status_lists_every_node(cluster: Cluster, agent: Orders) -> None:
 def test_unrenewed_kubelet_stop_is_undone_by_the_agent(cluster: Cluster, agent: Orders) -> None:
     node = cluster.workers()[0]
     ordered = time.monotonic()
-    name = agent.create(node, "kubelet-stop", {}, ttl=20)
+    name = agent.create(node, "unit-stop", {"unit": "kubelet"}, ttl=20)
     order = agent.wait_phase(name, ("Applied",), timeout=15)
     print(f"order to Applied: {time.monotonic() - ordered:.2f} s")
     assert node_sh(node, "systemctl is-active kubelet") != "active"
@@ -119,3 +116,118 @@ def test_unknown_fault_is_failed_not_applied(cluster: Cluster, agent: Orders) ->
         time.sleep(0.5)
     assert "unknown fault 'disk-fill'" in agent.message(name)
     agent.delete(name)
+
+
+DEAD_MAN_EXPERIMENT = {
+    "version": "1.0.0",
+    "title": "kubelet stopped and the scheduler held down, by a harness that then dies",
+    "description": "The harness is killed with SIGKILL while both faults are in force.",
+    "tags": ["chaoskit", "agent"],
+    "controls": [
+        {"name": "chaoskit", "provider": {"type": "python", "module": "chaoskit.ctk.control"}}
+    ],
+    "method": [
+        {
+            "type": "action",
+            "name": "stop-kubelet",
+            "provider": {"type": "python", "module": "chaoskit.ctk.actions", "func": "stop_kubelet",
+                         "arguments": {"role": "worker", "count": 1}},
+        },
+        {
+            "type": "action",
+            "name": "hold-the-scheduler",
+            "provider": {"type": "python", "module": "chaoskit.ctk.actions",
+                         "func": "stop_control_plane",
+                         "arguments": {"component": "kube-scheduler", "count": 1}},
+            "pauses": {"after": 600},
+        },
+    ],
+}  # fmt: skip
+
+
+def test_a_killed_harness_leaves_nothing_the_agent_does_not_undo(
+    cluster: Cluster, agent: Orders, namespace: str, tmp_path: Path
+) -> None:
+    """Dead-man proof: SIGKILL of `chaoskit run` while kubelet is stopped and a static pod
+    is held down; the agent restores both within the order's expiry, no recover needed."""
+    experiment = tmp_path / "dead-man.json"
+    experiment.write_text(json.dumps(DEAD_MAN_EXPERIMENT))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "chaoskit", "run", str(experiment), "--cluster", cluster.name,
+         "--namespace", namespace, "--output", str(tmp_path / "result.json")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while len(applied := [o for o in agent.list() if o.phase == "Applied"]) < 2:
+            assert run.poll() is None, run.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "both faults not in force after 300 s"
+            time.sleep(0.5)
+        run.kill()  # SIGKILL: no finally block, no rollback, no more renewals
+        killed = time.monotonic()
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    by_fault = {o.fault: o for o in applied}
+    worker, plane = by_fault["unit-stop"].node, by_fault["static-pod-hold"].node
+    assert node_sh(worker, "systemctl is-active kubelet") != "active"
+    while any(agent.get(o.name).phase != "Undone" for o in applied):
+        assert time.monotonic() - killed < DEFAULT_TTL + 15, "not undone within the expiry"
+        time.sleep(0.2)
+    undone_after = time.monotonic() - killed
+    print(f"dead-man undo: both faults undone {undone_after:.1f} s after the SIGKILL")
+    assert node_sh(worker, "systemctl is-active kubelet") == "active"
+    assert "kube-scheduler.yaml" in node_sh(plane, "ls /etc/kubernetes/manifests")
+    deadline = time.monotonic() + 120
+    while not (node_ready(cluster, worker) and pod_ready(cluster, f"kube-scheduler-{plane}")):
+        assert time.monotonic() < deadline, f"{worker} or the scheduler not back 120 s later"
+        time.sleep(1)
+    # The dead run's state file entries: recover finds the orders undone and forgets them.
+    recovered = chaoskit("recover", "--cluster", cluster.name, timeout=300)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert pending_changes(cluster) == []
+
+
+KUBELET_KILL_EXPERIMENT = {
+    **{k: v for k, v in DEAD_MAN_EXPERIMENT.items() if k != "method"},
+    "title": "kubelet killed on a worker; systemd restarts it",
+    "method": [
+        {
+            "type": "action",
+            "name": "kill-kubelet",
+            "provider": {"type": "python", "module": "chaoskit.ctk.actions", "func": "kill_kubelet",
+                         "arguments": {"role": "worker", "count": 1}},
+        }
+    ],
+}  # fmt: skip
+
+
+def test_a_run_installs_the_agent_it_needs_and_removes_it(
+    cluster: Cluster, agent: Orders, namespace: str, tmp_path: Path
+) -> None:
+    """Removed (orders undone first), then a kubelet-kill run finds no agent: it installs
+    one, acts through it, and removes it at its end. Installed again for the session."""
+    removed = chaoskit("agent", "remove", "--cluster", cluster.name, timeout=300)
+    assert removed.returncode == 0, f"{removed.stdout}\n{removed.stderr}"
+    with pytest.raises(ApiException) as gone:
+        cluster.core.read_namespace(NAMESPACE)
+    assert gone.value.status == 404
+    try:
+        experiment = tmp_path / "kubelet-kill.json"
+        experiment.write_text(json.dumps(KUBELET_KILL_EXPERIMENT))
+        run = chaoskit(
+            "run", str(experiment), "--cluster", cluster.name, "--namespace", namespace,
+            "--output", str(tmp_path / "result.json"), timeout=900,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        doc = json.loads((tmp_path / "result.json").read_text())
+        (step,) = doc["run"]
+        assert step["status"] == "succeeded", step
+        assert step["output"]["details"][0]["restarted_after_s"] < 30
+        with pytest.raises(ApiException) as gone:
+            cluster.core.read_namespace(NAMESPACE)
+        assert gone.value.status == 404, "the run that installed the agent removes it"
+    finally:
+        again = chaoskit("agent", "install", "--cluster", cluster.name, timeout=900)
+        assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"

@@ -138,7 +138,7 @@ class Agent:
         took = time.monotonic() - started
         message = f"applied in {took:.2f} s" + "".join(f"; {k}={v}" for k, v in info.items())
         if fault.one_shot:
-            entry = replace(entry, phase="Undone", message=message + "; nothing to undo")
+            entry = replace(entry, phase="Undone", undo=info, message=message + "; nothing to undo")
         else:
             entry = replace(entry, undo=info, message=message)
             entry = self.arm(entry, order.expires_at)
@@ -186,15 +186,27 @@ class Agent:
         self.report(done)
 
     def report(self, entry: o.Entry) -> None:
-        if self.write_status(entry.name, entry.phase, entry.message, entry.expires_at):
+        info = {k: v for k, v in entry.undo.items() if k != "backstop"}
+        if self.write_status(entry.name, entry.phase, entry.message, entry.expires_at, info):
             self.entries[entry.uid] = replace(entry, reported=True)
 
     def write_status(
-        self, name: str, phase: str, message: str, expires_at: float | None = None
+        self,
+        name: str,
+        phase: str,
+        message: str,
+        expires_at: float | None = None,
+        info: dict[str, str] | None = None,
     ) -> bool:
-        status = {"phase": phase, "message": message, "updated": o.format_time(time.time())}
+        status: dict[str, object] = {
+            "phase": phase,
+            "message": message,
+            "updated": o.format_time(time.time()),
+        }
         if expires_at is not None:
             status["observedExpiresAt"] = o.format_time(expires_at)
+        if info:
+            status["info"] = info
         try:
             self.api.write_status(name, status)
         except ApiUnavailable as e:

@@ -16,6 +16,8 @@ import logging
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,16 +116,38 @@ def param(params: Mapping[str, str], key: str) -> str:
     return value
 
 
-# ---------------------------------------------------------------------------- kubelet-stop
+# ---------------------------------------------------------------------------- systemd units
+
+UNITS = ("kubelet", "containerd")
+"""The units orders may stop or kill: nothing else of the node's is chaoskit's to touch."""
+RESTART_TIMEOUT = 30.0
+"""Seconds systemd gets to restart a killed unit."""
+
+
+def _unit(host: Host, params: Mapping[str, str]) -> str:
+    unit = params.get("unit", "kubelet")
+    if unit not in UNITS:
+        raise FaultRefused(f"unit {unit!r} is not one chaoskit acts on ({', '.join(UNITS)})")
+    host.require_unit(unit)
+    return unit
+
+
+def main_pid(host: Host, unit: str) -> int:
+    text = host.run("systemctl", "show", "--property=MainPID", "--value", unit).stdout.strip()
+    return int(text) if text.isdigit() else 0
+
+
+def _kill_main(host: Host, unit: str) -> None:
+    # The main process only: the unit's cgroup may hold other processes (containerd's
+    # holds every container's shim; killing those is another fault).
+    host.run("systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", unit, check=False)
 
 
 def _unit_stop(host: Host, params: Mapping[str, str]) -> Info:
-    unit = params.get("unit", "kubelet")
-    host.require_unit(unit)
-    # SIGKILL the main process first (a crash, not a graceful stop), then stop the unit so
-    # that systemd does not restart it. Only the main process: the unit's cgroup may hold
-    # other processes (containerd's holds every container's shim).
-    host.run("systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", unit, check=False)
+    unit = _unit(host, params)
+    # SIGKILL first (a crash, not a graceful stop), then stop the unit so that systemd
+    # does not restart it.
+    _kill_main(host, unit)
     host.run("systemctl", "stop", unit)
     return {"unit": unit}
 
@@ -134,7 +158,7 @@ def _unit_start(host: Host, params: Mapping[str, str], info: Mapping[str, str]) 
 
 register(
     NodeFault(
-        "kubelet-stop",
+        "unit-stop",
         _unit_stop,
         _unit_start,
         backstop=lambda info: ["systemctl", "start", info.get("unit", "kubelet")],
@@ -142,7 +166,98 @@ register(
 )
 
 
+def _unit_kill(host: Host, params: Mapping[str, str]) -> Info:
+    """SIGKILLs the unit's main process and waits until systemd has started a new one."""
+    unit = _unit(host, params)
+    before = main_pid(host, unit)
+    _kill_main(host, unit)
+    started = time.monotonic()
+    after = main_pid(host, unit)
+    while after in (0, before):
+        if time.monotonic() - started > RESTART_TIMEOUT:
+            raise HostFailed(f"systemd did not restart {unit} on {host.node}")
+        time.sleep(0.1)
+        after = main_pid(host, unit)
+    return {
+        "unit": unit,
+        "pid_before": str(before),
+        "pid_after": str(after),
+        "restarted_after_s": f"{time.monotonic() - started:.2f}",
+    }
+
+
+register(NodeFault("unit-kill", _unit_kill, lambda host, params, info: None, one_shot=True))
+
+
+# ---------------------------------------------------------------------------- containers
+
+SIGNALS = ("KILL", "TERM", "INT", "HUP", "QUIT", "STOP", "CONT", "USR1", "USR2")
+
+
+def _signal(params: Mapping[str, str]) -> signal.Signals:
+    name = params.get("signal", "KILL").upper().removeprefix("SIG")
+    if name not in SIGNALS:
+        raise FaultRefused(f"signal {name!r} is not one of {', '.join(SIGNALS)}")
+    return signal.Signals[f"SIG{name}"]
+
+
+def running_containers(
+    host: Host, namespace: str, container: str, pod: str = ""
+) -> list[tuple[str, int]]:
+    """(id, host pid) of the node's running containers that match, asked of its crictl."""
+    if host.run("sh", "-c", "command -v crictl", check=False).returncode != 0:
+        raise FaultRefused(f"node {host.node} has no crictl (needed to find containers)")
+    labels = [
+        f"--label=io.kubernetes.pod.namespace={namespace}",
+        f"--label=io.kubernetes.container.name={container}",
+    ]
+    if pod:
+        labels.append(f"--label=io.kubernetes.pod.name={pod}")
+    ids = host.run("crictl", "ps", "-q", "--state", "running", *labels).stdout.split()
+    found = []
+    for cid in ids:
+        pid = host.run(
+            "crictl",
+            "inspect",
+            "-o",
+            "go-template",
+            "--template",
+            "{{.info.pid}}",
+            cid,
+            check=False,
+        ).stdout.strip()
+        if pid.isdigit():
+            found.append((cid, int(pid)))
+    return found
+
+
+def _container_kill(host: Host, params: Mapping[str, str]) -> Info:
+    """Signals the main process of every running container that matches."""
+    sig = _signal(params)
+    namespace, container = param(params, "namespace"), param(params, "container")
+    pod = params.get("pod", "")
+    found = running_containers(host, namespace, container, pod)
+    if not found:
+        where = f"{namespace}/{pod}" if pod else namespace
+        raise FaultRefused(f"node {host.node} runs no container {container} in {where}")
+    for _, pid in found:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue
+    return {"killed": " ".join(f"{cid}:{pid}" for cid, pid in found), "signal": sig.name}
+
+
+register(
+    NodeFault("container-kill", _container_kill, lambda host, params, info: None, one_shot=True)
+)
+
+
 # ---------------------------------------------------------------------------- static pod hold
+
+STOP_TIMEOUT = 90.0
+"""Seconds kubelet gets to stop a static pod whose manifest was moved away."""
+SYSTEM_NAMESPACE = "kube-system"
 
 
 def _manifest_name(params: Mapping[str, str]) -> str:
@@ -153,7 +268,8 @@ def _manifest_name(params: Mapping[str, str]) -> str:
 
 
 def _hold(host: Host, params: Mapping[str, str]) -> Info:
-    """Moves a static pod's manifest out of kubelet's folder: kubelet stops the pod."""
+    """Moves a static pod's manifest out of kubelet's folder and waits until kubelet has
+    stopped its container (``wait: "false"`` does not wait)."""
     name = _manifest_name(params)
     source, target = host.manifests / name, host.held / name
     if not source.is_file():
@@ -162,7 +278,18 @@ def _hold(host: Host, params: Mapping[str, str]) -> Info:
         raise FaultRefused(f"node {host.node} has no static pod manifest {source.name}")
     host.held.mkdir(exist_ok=True)
     source.replace(target)
-    return {"manifest": name}
+    info = {"manifest": name}
+    if params.get("wait", "true") == "true":
+        component = param(params, "component")
+        started = time.monotonic()
+        while running_containers(host, SYSTEM_NAMESPACE, component):
+            if time.monotonic() - started > STOP_TIMEOUT:
+                raise HostFailed(
+                    f"{component} on {host.node} still runs {STOP_TIMEOUT:.0f} s after its hold"
+                )
+            time.sleep(0.25)
+        info["stopped_after_s"] = f"{time.monotonic() - started:.2f}"
+    return info
 
 
 def _release(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
@@ -180,7 +307,7 @@ register(NodeFault("static-pod-hold", _hold, _release))
 
 def _kill(host: Host, params: Mapping[str, str]) -> Info:
     """Signals every process with the given command name (or one pid) on the node."""
-    sig = signal.Signals[f"SIG{params.get('signal', 'KILL').upper().removeprefix('SIG')}"]
+    sig = _signal(params)
     if params.get("pid"):
         pids = [int(param(params, "pid"))]
     else:
@@ -195,11 +322,46 @@ def _kill(host: Host, params: Mapping[str, str]) -> Info:
     return {"pids": " ".join(map(str, pids)), "signal": sig.name}
 
 
-def _nothing(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
-    return None
+register(NodeFault("process-kill", _kill, lambda host, params, info: None, one_shot=True))
 
 
-register(NodeFault("process-kill", _kill, _nothing, one_shot=True))
+# ---------------------------------------------------------------------------- etcd status
+
+ETCD_METRICS = "http://127.0.0.1:2381/metrics"
+"""kubeadm's default --listen-metrics-urls for a stacked etcd member."""
+_READ_METRICS = (
+    "import sys, urllib.request\n"
+    "print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())"
+)
+
+
+def _etcd_status(host: Host, params: Mapping[str, str]) -> Info:
+    """Whether this node's etcd member leads, from its metrics in the node's network
+    namespace (a query: it changes nothing)."""
+    url = params.get("metrics_url", ETCD_METRICS)
+    if not url.startswith("http://127.0.0.1:"):
+        raise FaultRefused(f"metrics_url {url!r} must be http://127.0.0.1:PORT/...")
+    proc = subprocess.run(
+        ["nsenter", "--target", "1", "--net", "--", sys.executable, "-c", _READ_METRICS, url],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()
+        raise HostFailed(f"etcd metrics on {host.node}: {detail[-1] if detail else 'no answer'}")
+    info = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("etcd_server_is_leader", "etcd_server_has_leader"):
+            info[key.removeprefix("etcd_server_")] = value.strip().split(".")[0]
+    if "is_leader" not in info:
+        raise HostFailed(f"etcd metrics on {host.node} carry no etcd_server_is_leader")
+    return info
+
+
+register(NodeFault("etcd-status", _etcd_status, lambda host, params, info: None, one_shot=True))
 
 
 # ---------------------------------------------------------------------------- backstop

@@ -28,6 +28,11 @@ NODE_LABEL = "chaoskit.io/node"
 """Set on every order: the agent lists only its node's orders (a label selector works on
 every Kubernetes version; CRD field selectors need 1.32)."""
 
+RUN_LABEL = "chaoskit.io/run"
+"""The chaoskit run that ordered it (``chaoskit recover`` finds a dead run's orders)."""
+HARNESS_ANNOTATION = "chaoskit.io/harness"
+"""host:pid of the harness process that renews it."""
+
 Phase = Literal["Pending", "Applied", "Undone", "Failed", "Expired"]
 TERMINAL: tuple[str, ...] = ("Undone", "Failed", "Expired")
 """Phases after which the agent never touches the order again."""
@@ -69,6 +74,11 @@ class Order:
     expires_at: float
     phase: str = "Pending"
     """The agent's last written status phase ("Pending" before it wrote one)."""
+    message: str = ""
+    info: Mapping[str, str] = field(default_factory=dict)
+    """What the agent reported of the fault (victim pids, how long a stop took, ...)."""
+    run: str = ""
+    harness: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -103,17 +113,35 @@ def parse_order(obj: Mapping[str, Any]) -> Order:
         params=params,
         expires_at=expires_at,
         phase=str(status.get("phase") or "Pending"),
+        message=str(status.get("message") or ""),
+        info={str(k): str(v) for k, v in dict(status.get("info") or {}).items()},
+        run=str((meta.get("labels") or {}).get(RUN_LABEL) or ""),
+        harness=str((meta.get("annotations") or {}).get(HARNESS_ANNOTATION) or ""),
     )
 
 
 def order_object(
-    name: str, node: str, fault: str, params: Mapping[str, str], expires_at: float
+    name: str,
+    node: str,
+    fault: str,
+    params: Mapping[str, str],
+    expires_at: float,
+    *,
+    run: str = "",
+    harness: str = "",
 ) -> dict[str, Any]:
     """The FaultOrder object the harness creates."""
+    labels = {NODE_LABEL: node, **({RUN_LABEL: run} if run else {})}
+    annotations = {HARNESS_ANNOTATION: harness} if harness else {}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {NODE_LABEL: node}},
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": labels,
+            "annotations": annotations,
+        },
         "spec": {
             "node": node,
             "fault": fault,

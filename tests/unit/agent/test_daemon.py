@@ -31,7 +31,11 @@ class FakeApi(Api):
 
     def order(self, name: str, ttl: float) -> None:
         obj = o.order_object(
-            name, "cp1", "static-pod-hold", {"component": "etcd"}, time.time() + ttl
+            name,
+            "cp1",
+            "static-pod-hold",
+            {"component": "etcd", "wait": "false"},
+            time.time() + ttl,
         )
         obj["metadata"]["uid"] = "uid-" + name
         self.objects[name] = obj

@@ -36,7 +36,7 @@ def node(tmp_path: Path) -> h.Host:
 def test_static_pod_hold_moves_out_and_back_idempotently(tmp_path: Path) -> None:
     host = node(tmp_path)
     fault = h.FAULTS["static-pod-hold"]
-    params = {"component": "kube-scheduler"}
+    params = {"component": "kube-scheduler", "wait": "false"}
     info = fault.apply(host, params)
     assert not (tmp_path / "manifests" / "kube-scheduler.yaml").exists()
     assert (tmp_path / "chaoskit-held" / "kube-scheduler.yaml").read_text() == "pod"
@@ -61,7 +61,7 @@ def test_pids_named_reads_comm(tmp_path: Path) -> None:
     assert host.pids_named("kubelet") == [12, 41]
 
 
-def test_kubelet_stop_refuses_a_node_without_the_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unit_stop_refuses_a_node_without_the_unit(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, ...]] = []
 
     def run(self: h.Host, *argv: str, check: bool = True) -> object:
@@ -70,5 +70,58 @@ def test_kubelet_stop_refuses_a_node_without_the_unit(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(h.Host, "run", run)
     with pytest.raises(h.FaultRefused, match="node w1 has no systemd unit named kubelet"):
-        h.FAULTS["kubelet-stop"].apply(h.Host("w1", Path("/nonexistent")), {})
+        h.FAULTS["unit-stop"].apply(h.Host("w1", Path("/nonexistent")), {"unit": "kubelet"})
     assert all("stop" not in argv for argv in calls)
+
+
+class _Proc:
+    def __init__(self, stdout: str = "", returncode: int = 0) -> None:
+        self.stdout, self.stderr, self.returncode = stdout, "", returncode
+
+
+def test_unit_faults_touch_only_kubelet_and_containerd() -> None:
+    with pytest.raises(h.FaultRefused, match="not one chaoskit acts on"):
+        h.FAULTS["unit-stop"].apply(h.Host("w1", Path("/nonexistent")), {"unit": "sshd"})
+
+
+def test_container_kill_signals_every_match_and_reports_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = {
+        "sh": _Proc("/usr/local/bin/crictl"),
+        "ps": _Proc("aaa\nbbb\n"),
+        "aaa": _Proc("101"),
+        "bbb": _Proc("202"),
+    }
+
+    def run(self: h.Host, *argv: str, check: bool = True) -> _Proc:
+        key = argv[0] if argv[0] == "sh" else (argv[1] if argv[1] == "ps" else argv[-1])
+        return answers[key]
+
+    killed: list[tuple[int, int]] = []
+    monkeypatch.setattr(h.Host, "run", run)
+    monkeypatch.setattr(h.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    info = h.FAULTS["container-kill"].apply(
+        h.Host("w1", Path("/nonexistent")), {"namespace": "shop", "container": "order"}
+    )
+    assert info == {"killed": "aaa:101 bbb:202", "signal": "SIGKILL"}
+    assert [pid for pid, _ in killed] == [101, 202]
+
+
+def test_container_kill_refuses_a_node_without_crictl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h.Host, "run", lambda self, *argv, check=True: _Proc("", 1))
+    with pytest.raises(h.FaultRefused, match="node w1 has no crictl"):
+        h.FAULTS["container-kill"].apply(
+            h.Host("w1", Path("/nonexistent")), {"namespace": "kube-system", "container": "etcd"}
+        )
+
+
+def test_etcd_status_reads_the_leader_metric(monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics = "# HELP x\netcd_server_has_leader 1\netcd_server_is_leader 1\nother 3\n"
+    monkeypatch.setattr(h.subprocess, "run", lambda *a, **kw: _Proc(metrics))
+    info = h.FAULTS["etcd-status"].apply(h.Host("cp1", Path("/nonexistent")), {})
+    assert info == {"has_leader": "1", "is_leader": "1"}
+    with pytest.raises(h.FaultRefused, match=r"must be http://127\.0\.0\.1"):
+        h.FAULTS["etcd-status"].apply(
+            h.Host("cp1", Path("/nonexistent")), {"metrics_url": "http://10.0.0.1:2381/metrics"}
+        )

@@ -10,12 +10,18 @@ from typing import Any
 
 import pytest
 
+from chaoskit.agent.client import Orders
 from chaoskit.faults import etcd_drill
+from chaoskit.faults.agentnodes import Hands
 from chaoskit.faults.errors import FaultFailed
 from chaoskit.faults.nodes import NodeOps
 from chaoskit.faults.state import Change, Undo
 from chaoskit.probes import oracle, watch
 from chaoskit.settings import Settings
+
+
+def _no_orders() -> Orders:
+    raise AssertionError("the etcd drill's undo needs no agent")
 
 
 class FakeNodes(NodeOps):
@@ -103,7 +109,9 @@ def test_a_drill_whose_restore_is_pending_keeps_the_snapshot_for_the_undo(
         drill.inject(_env(tmp_path, nodes), _victim(), lambda u: recorded.append(u) or _record(u))
     (snapshot,) = (tmp_path / "state" / "snapshots").iterdir()
 
-    etcd_drill._restore_op(nodes, recorded[0].args)  # rollback / chaoskit recover
+    etcd_drill._restore_op(
+        Hands(nodes, _no_orders), recorded[0].args
+    )  # rollback / chaoskit recover
     assert not snapshot.exists(), "the undo removes it once the restore is done"
 
 

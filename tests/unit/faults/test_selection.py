@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -93,8 +92,8 @@ NODES = [
 ]
 
 
-class _Nodes:
-    def nodes(self) -> list[NodeContainer]:
+class _Env:
+    def inventory(self) -> list[NodeContainer]:
         return NODES
 
 
@@ -105,7 +104,7 @@ def pick_nodes(
     monkeypatch.setattr(
         base, "_nodes_holding", lambda env, spec, field_name="holding": running_pods[spec]
     )
-    env = cast(FaultEnv, SimpleNamespace(nodes=_Nodes()))
+    env = cast(FaultEnv, _Env())
     chosen = base.choose_nodes(
         env,
         NodeChoice(**params),

@@ -1,0 +1,207 @@
+"""Faults through the node agent, against a fake orders API: what is recorded first, how
+long a hold lasts, releases through an API outage, the orders of dead harnesses."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from chaoskit.agent.client import Orders
+from chaoskit.agent.nodeagent.orders import Order
+from chaoskit.faults import agentnodes
+from chaoskit.faults.agentnodes import NodeAgents, release_order, release_orphans
+from chaoskit.faults.errors import FaultFailed
+from chaoskit.faults.state import Undo
+from chaoskit.faults.target import Target
+from chaoskit.settings import Settings
+
+
+class FakeOrders:
+    """Orders the 'agent' (``agent_step``) applies and undoes; ``down`` = API outage."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Order] = {}
+        self.events: list[str] = []
+        self.down = False
+        self.fail_with = ""
+        self.info: dict[str, str] = {}
+
+    def _check(self) -> None:
+        if self.down:
+            raise ApiException(status=503, reason="etcdserver: no leader")
+
+    def create(self, node: str, fault: str, params: Mapping[str, str], **kw: Any) -> str:
+        self._check()
+        name = kw["name"]
+        self.events.append(f"create {name}")
+        expires = time.time() + kw["ttl"]
+        phase = "Failed" if self.fail_with else "Pending"
+        self.orders[name] = Order(
+            name, "uid-" + name, node, fault, dict(params), expires, phase, self.fail_with,
+            run=kw.get("run", ""), harness=kw.get("harness", ""),
+        )  # fmt: skip
+        return name
+
+    def get(self, name: str) -> Order:
+        self._check()
+        order = self.orders.get(name)
+        if order is None:
+            raise ApiException(status=404, reason="Not Found")
+        if order.phase == "Pending":  # the agent acts on its next look
+            one_shot = order.fault.endswith("kill") or order.fault == "etcd-status"
+            phase = "Undone" if one_shot else "Applied"
+            order = Order(**{**order.__dict__, "phase": phase, "info": self.info})
+            self.orders[name] = order
+        return order
+
+    def release(self, name: str) -> None:
+        self._check()
+        if name not in self.orders:
+            raise ApiException(status=404, reason="Not Found")
+        self.events.append(f"release {name}")
+        order = self.orders[name]
+        self.orders[name] = Order(**{**order.__dict__, "phase": "Undone"})
+
+    def renew_until(self, name: str, expires_at: float) -> None:
+        self._check()
+        self.events.append(f"renew {name}")
+
+    def delete(self, name: str) -> None:
+        self.orders.pop(name, None)
+
+    def list(self, node: str | None = None) -> list[Order]:
+        self._check()
+        return list(self.orders.values())
+
+
+def agents(fake: FakeOrders, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> NodeAgents:
+    target = Target("c", tmp_path / "kubeconfig", "kind-c", ("shop",), managed=True)
+    result = NodeAgents(target, lambda: cast(Any, None), Settings(cache_dir=tmp_path), ttl=3)
+    result._orders = cast(Orders, fake)
+    monkeypatch.setattr(result, "ensure", lambda node: None)
+    monkeypatch.setattr(agentnodes.time, "sleep", lambda s: None)
+    return result
+
+
+def test_a_hold_is_recorded_before_it_is_ordered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeOrders()
+    fake.info = {"manifest": "etcd.yaml", "stopped_after_s": "1.50"}
+    nodes = agents(fake, monkeypatch, tmp_path)
+
+    def record(undo: Undo) -> None:
+        fake.events.append(f"record {undo.args['order']}")
+
+    info = nodes.hold("cp1", "static-pod-hold", {"component": "etcd"}, record=record,
+                      description="put etcd.yaml back")  # fmt: skip
+    name = next(iter(fake.orders))
+    assert fake.events[:2] == [f"record {name}", f"create {name}"]
+    assert info["stopped_after_s"] == "1.50"
+    nodes.release(name)
+    assert f"release {name}" in fake.events and name not in fake.orders
+    nodes.close()
+
+
+def test_a_hold_with_a_duration_expires_at_its_end_by_itself(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeOrders()
+    nodes = agents(fake, monkeypatch, tmp_path)
+    before = time.time()
+    recorded: list[Undo] = []
+    nodes.hold("cp1", "static-pod-hold", {"component": "etcd"}, record=recorded.append,
+               description="d", duration=30)  # fmt: skip
+    (order,) = fake.orders.values()
+    expected = before + 30 + agentnodes.HOLD_MARGIN
+    assert expected - 1 < order.expires_at < expected + 1
+    assert abs(recorded[0].args["expires_at"] - order.expires_at) < 1
+    assert nodes._held[order.name].renew is False  # an API outage cannot end it early
+    nodes.close()
+
+
+def test_a_hold_whose_fault_takes_the_api_away_is_in_effect_unconfirmed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeOrders()
+    nodes = agents(fake, monkeypatch, tmp_path)
+    real_create = fake.create
+
+    def create_then_outage(*args: Any, **kw: Any) -> str:
+        name = real_create(*args, **kw)
+        fake.down = True  # the second etcd member went down: no quorum, no API
+        return name
+
+    monkeypatch.setattr(fake, "create", create_then_outage)
+    info = nodes.hold("cp2", "static-pod-hold", {"component": "etcd"}, record=lambda u: None,
+                      description="d", duration=5)  # fmt: skip
+    assert info["confirmed"] == "false"
+    nodes.close()
+
+
+def test_a_release_waits_out_an_api_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeOrders()
+    fake.create("cp1", "static-pod-hold", {}, name="o1", ttl=10)
+    fake.orders["o1"] = Order(**{**fake.orders["o1"].__dict__, "phase": "Applied"})
+    fake.down = True
+    tries = {"n": 0}
+    real_release = fake.release
+
+    def release(name: str) -> None:
+        tries["n"] += 1
+        if tries["n"] == 3:
+            fake.down = False  # the agent undid it at its expiry; quorum is back
+        real_release(name)
+
+    monkeypatch.setattr(fake, "release", release)
+    monkeypatch.setattr(agentnodes.time, "sleep", lambda s: None)
+    release_order(cast(Orders, fake), "o1", expires_at=time.time() + 10)
+    assert tries["n"] == 3 and "o1" not in fake.orders
+
+
+def test_a_release_that_never_reaches_the_api_fails_saying_the_agent_undoes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeOrders()
+    fake.create("cp1", "unit-stop", {}, name="o1", ttl=10)
+    fake.down = True
+    clock = {"t": 0.0}
+
+    def sleep(seconds: float) -> None:
+        clock["t"] += 30
+
+    monkeypatch.setattr(agentnodes.time, "sleep", sleep)
+    monkeypatch.setattr(agentnodes.time, "monotonic", lambda: clock["t"])
+    with pytest.raises(FaultFailed, match="the agent undoes it at its expiry"):
+        release_order(cast(Orders, fake), "o1", expires_at=time.time() + 10)
+
+
+def test_a_failed_one_shot_names_the_node_and_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeOrders()
+    fake.fail_with = "node w1 has no crictl (needed to find containers)"
+    nodes = agents(fake, monkeypatch, tmp_path)
+    with pytest.raises(FaultFailed, match="on w1: node w1 has no crictl"):
+        nodes.once("w1", "container-kill", {"namespace": "shop", "container": "order"})
+    assert not fake.orders, "the one-shot order is deleted"
+
+
+def test_recover_releases_orders_of_dead_harnesses_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeOrders()
+    here = socket.gethostname()
+    fake.create("w1", "unit-stop", {}, name="live", ttl=30, harness=f"{here}:{os.getpid()}")
+    fake.create("w1", "unit-stop", {}, name="dead", ttl=30, harness=f"{here}:999999999")
+    fake.create("w2", "unit-stop", {}, name="elsewhere", ttl=30, harness="other-host:1")
+    monkeypatch.setattr(agentnodes, "_harness_alive", lambda h: h == f"{here}:{os.getpid()}")
+    report = release_orphans(cast(Orders, fake))
+    assert sorted(r.split()[0] for r in report.released) == ["dead", "elsewhere"]
+    assert [s.split()[0] for s in report.skipped] == ["live"]
+    assert release_orphans(cast(Orders, fake), force=True).released[0].startswith("live")
