@@ -85,6 +85,7 @@ def main_pid(env: FaultEnv, node: str, unit: str) -> int:
 @register
 class KubeletStop(UnitFault):
     name = "kubelet-stop"
+    action = "stop_kubelet"
     summary = "SIGKILL kubelet and stop its unit: the Node goes NotReady; started on rollback"
     unit = "kubelet"
     holds = True
@@ -94,5 +95,6 @@ class KubeletStop(UnitFault):
 @register
 class KubeletKill(UnitFault):
     name = "kubelet-kill"
+    action = "kill_kubelet"
     summary = "SIGKILL kubelet; systemd restarts it"
     unit = "kubelet"
