@@ -853,16 +853,14 @@ def faults_list(as_json: bool) -> None:
     """Every fault with its arguments."""
     from dataclasses import asdict
 
-    from chaoskit.ctk.actions import FAULT_ACTIONS
     from chaoskit.faults import registry
     from chaoskit.faults.params import describe
 
-    actions = {fault: action for action, fault in FAULT_ACTIONS.items()}
     items: list[dict[str, Any]] = [
         {
             "name": cls.name,
             "summary": cls.summary,
-            "action": actions.get(cls.name),
+            "action": cls.action,
             "holds": cls.holds,
             "params": [asdict(p) for p in describe(cls.params_type)],
         }

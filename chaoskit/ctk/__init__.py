@@ -47,15 +47,12 @@ def _activities(activity_type: str) -> list[dict[str, Any]]:
             if helps.get(param.name):
                 arg["doc"] = helps[param.name]
             arguments.append(arg)
-        doc = inspect.getdoc(func) or ""
-        if name in faults:
-            doc = f"{doc}\n(fault {faults[name]!r}: {registry.get(faults[name]).summary})"
         found.append(
             {
                 "type": activity_type,
                 "name": name,
                 "mod": module.__name__,
-                "doc": doc,
+                "doc": inspect.getdoc(func) or "",
                 "arguments": arguments,
                 "return_type": type_name(hints.get("return", Any)),
             }

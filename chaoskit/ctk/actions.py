@@ -1,10 +1,17 @@
-"""Chaos Toolkit actions: one typed function per chaoskit fault, plus the rollback.
+"""Chaos Toolkit actions: one function per chaoskit fault, plus the rollback.
 
-Each function injects its fault (see ``chaoskit faults list``) through the run's fault
-session: victims chosen with the run's seed within the blast-radius limit, what must be
-undone written to the state file first, a ``duration`` held and rolled back inside the
-action. A fault held without ``duration`` stays until ``rollback_faults`` (put it under
-the experiment's ``rollbacks``), the end of the run, or ``chaoskit recover``.
+The fault functions are not written here: this module makes one for every fault of the
+registry (:mod:`chaoskit.faults.registry`) when it is imported, named by the fault's
+``action`` (``kill_pods`` for ``pod-kill``), with a keyword argument for each field of
+the fault's ``params_type`` (type, default and help as ``chaoskit faults list`` shows
+them) and ``configuration``. Adding a fault to ``chaoskit/faults`` adds its action here,
+to ``chaos discover chaoskit`` and to the checks of ``chaoskit validate``.
+
+Each function injects its fault through the run's fault session: victims chosen with the
+run's seed within the blast-radius limit, what must be undone written to the state file
+first, a ``duration`` held and rolled back inside the action. A fault held without
+``duration`` stays until ``rollback_faults`` (put it under the experiment's
+``rollbacks``), the end of the run, or ``chaoskit recover``.
 
 Every function returns what it did: the victims, timestamps and details, which Chaos
 Toolkit keeps in the journal.
@@ -12,49 +19,30 @@ Toolkit keeps in the journal.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any, get_type_hints
 
-__all__ = [
-    "etcd_restore_drill",
-    "kill_containerd",
-    "kill_containers",
-    "kill_control_plane",
-    "kill_etcd_members",
-    "kill_kube_proxy",
-    "kill_kubelet",
-    "kill_nodes",
-    "kill_pods",
-    "pause_nodes",
-    "restart_nodes",
-    "rollback_faults",
-    "stop_containerd",
-    "stop_control_plane",
-    "stop_etcd_members",
-    "stop_kubelet",
-    "stop_nodes",
-]
+from chaoskit.faults import registry
+from chaoskit.faults.base import Fault
+from chaoskit.faults.params import describe
 
-FAULT_ACTIONS = {
-    "kill_pods": "pod-kill",
-    "kill_containers": "container-kill",
-    "stop_nodes": "node-stop",
-    "kill_nodes": "node-kill",
-    "pause_nodes": "node-pause",
-    "restart_nodes": "node-restart",
-    "stop_kubelet": "kubelet-stop",
-    "kill_kubelet": "kubelet-kill",
-    "kill_containerd": "containerd-kill",
-    "stop_containerd": "containerd-stop",
-    "kill_kube_proxy": "kube-proxy-kill",
-    "kill_etcd_members": "etcd-kill",
-    "stop_etcd_members": "etcd-stop",
-    "kill_control_plane": "control-plane-kill",
-    "stop_control_plane": "control-plane-stop",
-    "etcd_restore_drill": "etcd-restore-drill",
-}
-"""Which fault each action injects."""
+Action = Callable[..., dict[str, Any]]
+"""A fault's action: its fault's arguments as keywords, and ``configuration``."""
+
+__all__ = ["rollback_faults"]  # and every fault's action, added by refresh()
+
+FAULT_ACTIONS: dict[str, str] = {}
+"""Which fault each action injects (action -> fault name), from the registry."""
 
 _NOT_ARGUMENTS = ("configuration", "secrets")
+_CONFIGURATION = inspect.Parameter(
+    "configuration",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=dict[str, Any] | None,
+)
 
 
 def _inject(fault: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -66,249 +54,97 @@ def _inject(fault: str, arguments: dict[str, Any]) -> dict[str, Any]:
     return ctx.session.inject(fault, given, where=fault).to_dict()
 
 
-def kill_pods(
-    *,
-    namespace: str,
-    selector: str,
-    count: int | None = None,
-    percent: float | None = None,
-    grace_period: int | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Deletes pods chosen by label selector: ``count`` of them or ``percent`` (rounded
-    up), with ``grace_period`` seconds (0: at once; unset: the pod's own)."""
-    return _inject("pod-kill", locals())
+def action_signature(cls: type[Fault[Any]]) -> inspect.Signature:
+    """The action's signature: every field of the fault's parameters, keyword-only (the
+    required ones first), then ``configuration``."""
+    hints = get_type_hints(cls.params_type)
+    fields = sorted(
+        dataclasses.fields(cls.params_type),
+        key=lambda f: (
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        ),
+    )
+    parameters = []
+    for f in fields:
+        default: Any = inspect.Parameter.empty
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        parameters.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hints[f.name]
+            )
+        )
+    return inspect.Signature([*parameters, _CONFIGURATION], return_annotation=dict[str, Any])
 
 
-def kill_containers(
-    *,
-    namespace: str,
-    selector: str,
-    container: str | None = None,
-    signal: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Kills the main process of one container (default: the first) in chosen pods."""
-    return _inject("container-kill", locals())
+def _doc(cls: type[Fault[Any]]) -> str:
+    lines = [f"{cls.summary.rstrip('.')}.", "", f"Injects the fault {cls.name!r}."]
+    if cls.holds:
+        lines.append(
+            "It holds until rolled back: after `duration` if given, else by "
+            "`rollback_faults`, the end of the run or `chaoskit recover`."
+        )
+    lines += ["", "Arguments:"]
+    for p in describe(cls.params_type):
+        if p.required:
+            need = "required"
+        elif p.default is None:
+            need = "optional"
+        else:
+            need = f"default {p.default!r}"
+        lines.append(f"    {p.name} ({p.type}, {need}): {p.help}")
+    lines += ["", "Returns what it did: the victims, timestamps and details."]
+    return "\n".join(lines)
 
 
-def stop_nodes(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    duration: float | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``docker stop`` of chosen node containers (default one worker; ``holding`` /
-    ``sparing``: only / never a node running a pod that NAMESPACE/SELECTOR matches, as for
-    every node fault); started on rollback."""
-    return _inject("node-stop", locals())
+def make_action(cls: type[Fault[Any]]) -> Action:
+    """The Chaos Toolkit action of the fault ``cls``."""
+    sig = action_signature(cls)
+    fault, name = cls.name, cls.action
+
+    def action(**arguments: Any) -> dict[str, Any]:
+        # Refuse what a written function would refuse (an unknown or a missing argument)
+        # with the same TypeError, which Chaos Toolkit reports as the activity's failure.
+        try:
+            sig.bind(**arguments)
+        except TypeError as e:
+            raise TypeError(f"{name}() {e}") from None
+        return _inject(fault, arguments)
+
+    action.__name__ = action.__qualname__ = name
+    action.__module__ = __name__
+    action.__doc__ = _doc(cls)
+    # Chaos Toolkit's validation and discovery read the signature, and
+    # typing.get_type_hints (chaoskit's discovery) the annotations.
+    action.__signature__ = sig  # type: ignore[attr-defined]
+    action.__annotations__ = {
+        **{p.name: p.annotation for p in sig.parameters.values()},
+        "return": sig.return_annotation,
+    }
+    return action
 
 
-def kill_nodes(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    duration: float | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``docker kill`` of chosen node containers (power cut); started on rollback."""
-    return _inject("node-kill", locals())
+def refresh() -> None:
+    """Makes one action per registered fault, in this module's namespace and ``__all__``.
 
-
-def pause_nodes(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    duration: float | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``docker pause`` of chosen node containers (frozen); unpaused on rollback."""
-    return _inject("node-pause", locals())
-
-
-def restart_nodes(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``docker restart`` of chosen node containers (a reboot)."""
-    return _inject("node-restart", locals())
-
-
-def stop_kubelet(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    duration: float | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """SIGKILLs kubelet and stops its unit on chosen nodes: the Node goes NotReady while
-    its container and pods live on. Started again on rollback."""
-    return _inject("kubelet-stop", locals())
-
-
-def kill_kubelet(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """SIGKILLs kubelet on chosen nodes; systemd restarts it."""
-    return _inject("kubelet-kill", locals())
-
-
-def kill_containerd(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """SIGKILLs containerd on chosen nodes; systemd restarts it."""
-    return _inject("containerd-kill", locals())
-
-
-def stop_containerd(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    duration: float | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """SIGKILLs containerd and stops its unit on chosen nodes; started on rollback."""
-    return _inject("containerd-stop", locals())
-
-
-def kill_kube_proxy(
-    *,
-    nodes: list[str] | None = None,
-    role: str | None = None,
-    holding: str | None = None,
-    sparing: str | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """SIGKILLs kube-proxy on chosen nodes; kubelet restarts it."""
-    return _inject("kube-proxy-kill", locals())
-
-
-def kill_etcd_members(
-    *,
-    count: int | None = None,
-    percent: float | None = None,
-    nodes: list[str] | None = None,
-    target: str | None = None,
-    allow_quorum_loss: bool | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """SIGKILLs etcd on N members (``target``: any, leader, followers). A majority loses
-    quorum and needs ``allow_quorum_loss: true``."""
-    return _inject("etcd-kill", locals())
-
-
-def stop_etcd_members(
-    *,
-    count: int | None = None,
-    percent: float | None = None,
-    nodes: list[str] | None = None,
-    target: str | None = None,
-    allow_quorum_loss: bool | None = None,
-    max_victims: int | None = None,
-    duration: float | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Holds N etcd members down (static pod manifests moved away) until rollback."""
-    return _inject("etcd-stop", locals())
-
-
-def kill_control_plane(
-    *,
-    component: str,
-    nodes: list[str] | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """SIGKILLs kube-apiserver, kube-controller-manager or kube-scheduler on chosen
-    control planes (``percent: 100`` for all); kubelet restarts it."""
-    return _inject("control-plane-kill", locals())
-
-
-def stop_control_plane(
-    *,
-    component: str,
-    nodes: list[str] | None = None,
-    count: int | None = None,
-    percent: float | None = None,
-    max_victims: int | None = None,
-    duration: float | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Holds a control-plane component down (manifest moved away) until rollback."""
-    return _inject("control-plane-stop", locals())
-
-
-def etcd_restore_drill(
-    *,
-    namespace: str,
-    snapshot_node: str | None = None,
-    verify_timeout: float | None = None,
-    destroy: str | None = None,
-    configuration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Snapshots etcd, deletes ``namespace`` (``destroy="namespace"``) or loses etcd's data
-    (``"etcd-data"``), restores every member from the snapshot and verifies the namespace's
-    desired state is back."""
-    return _inject("etcd-restore-drill", locals())
+    Importing this module does it once, after every module of ``chaoskit.faults`` has
+    registered its faults; call it again after registering or unregistering a fault from
+    elsewhere (a test, a plugin).
+    """
+    namespace = globals()
+    for old in FAULT_ACTIONS:
+        namespace.pop(old, None)
+    FAULT_ACTIONS.clear()
+    for cls in registry.faults():
+        if cls.action in namespace:
+            raise RuntimeError(
+                f"fault {cls.name!r}: its action {cls.action!r} is already a name of {__name__}"
+            )
+        namespace[cls.action] = make_action(cls)
+        FAULT_ACTIONS[cls.action] = cls.name
+    __all__[:] = sorted([*FAULT_ACTIONS, "rollback_faults"])
 
 
 def rollback_faults(configuration: dict[str, Any] | None = None) -> list[str]:
@@ -319,3 +155,6 @@ def rollback_faults(configuration: dict[str, Any] | None = None) -> list[str]:
     if ctx is None:
         return []
     return [c.undo.description for c in ctx.session.rollback()]
+
+
+refresh()

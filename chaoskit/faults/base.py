@@ -3,6 +3,8 @@ is recorded before it takes effect.
 
 A fault is a small class registered by name (:func:`chaoskit.faults.registry.register`):
 
+- ``name``, ``summary`` and ``action``: what ``chaoskit faults list`` shows, and the name of
+  the Chaos Toolkit action that :mod:`chaoskit.ctk.actions` makes of it;
 - ``params_type``: a frozen dataclass of its arguments (see :mod:`chaoskit.faults.params`);
 - ``select(env, rng)``: the victims, chosen with the seeded ``rng`` among candidates sorted
   by name, within the blast-radius limit; raises :class:`FaultFailed` when nothing matches;
@@ -255,6 +257,8 @@ class Fault(ABC, Generic[P]):
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    action: ClassVar[str]
+    """The Chaos Toolkit action's name (``kill_pods``); its arguments are ``params_type``'s."""
     params_type: ClassVar[type[Params]]
     default_max_victims: ClassVar[int | None] = None
     """Blast-radius limit when the experiment sets no max_victims."""

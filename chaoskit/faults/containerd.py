@@ -15,6 +15,7 @@ from chaoskit.faults.registry import register
 @register
 class ContainerdKill(UnitFault):
     name = "containerd-kill"
+    action = "kill_containerd"
     summary = "SIGKILL containerd on a node; systemd restarts it"
     unit = "containerd"
 
@@ -22,6 +23,7 @@ class ContainerdKill(UnitFault):
 @register
 class ContainerdStop(UnitFault):
     name = "containerd-stop"
+    action = "stop_containerd"
     summary = "SIGKILL containerd and stop its unit; started on rollback"
     unit = "containerd"
     holds = True

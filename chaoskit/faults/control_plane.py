@@ -41,12 +41,14 @@ class _ControlPlaneFault(ComponentFault):
 @register
 class ControlPlaneKill(_ControlPlaneFault):
     name = "control-plane-kill"
+    action = "kill_control_plane"
     summary = "SIGKILL a control-plane component on chosen control planes; kubelet restarts it"
 
 
 @register
 class ControlPlaneStop(_ControlPlaneFault):
     name = "control-plane-stop"
+    action = "stop_control_plane"
     summary = "hold a control-plane component down (manifest moved away) until rollback"
     holds = True
     params_type = ControlPlaneHoldParams

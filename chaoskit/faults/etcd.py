@@ -98,6 +98,7 @@ class _EtcdFault(ComponentFault):
 @register
 class EtcdKill(_EtcdFault):
     name = "etcd-kill"
+    action = "kill_etcd_members"
     summary = "SIGKILL N etcd members (kubelet restarts them); N >= majority loses quorum"
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
@@ -134,6 +135,7 @@ class EtcdKill(_EtcdFault):
 @register
 class EtcdStop(_EtcdFault):
     name = "etcd-stop"
+    action = "stop_etcd_members"
     summary = "hold N etcd members down (manifests moved away) until rollback"
     holds = True
     params_type = EtcdHoldParams

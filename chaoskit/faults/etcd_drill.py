@@ -305,6 +305,7 @@ def _wait_api(api: client.ApiClient, timeout: float) -> float:
 @register
 class EtcdRestoreDrill(Fault[DrillParams]):
     name = "etcd-restore-drill"
+    action = "etcd_restore_drill"
     summary = "snapshot etcd, lose a namespace or etcd's data, restore every member, verify"
     params_type = DrillParams
 

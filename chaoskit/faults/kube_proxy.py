@@ -25,6 +25,7 @@ class KubeProxyParams(NodeChoice):
 @register
 class KubeProxyKill(Fault[KubeProxyParams]):
     name = "kube-proxy-kill"
+    action = "kill_kube_proxy"
     summary = "SIGKILL kube-proxy on chosen nodes; kubelet restarts it"
     params_type = KubeProxyParams
 

@@ -72,6 +72,7 @@ class UnitFault(Fault[UnitParams]):
 @register
 class KubeletStop(UnitFault):
     name = "kubelet-stop"
+    action = "stop_kubelet"
     summary = "SIGKILL kubelet and stop its unit: the Node goes NotReady; started on rollback"
     unit = "kubelet"
     holds = True
@@ -81,5 +82,6 @@ class KubeletStop(UnitFault):
 @register
 class KubeletKill(UnitFault):
     name = "kubelet-kill"
+    action = "kill_kubelet"
     summary = "SIGKILL kubelet; systemd restarts it"
     unit = "kubelet"

@@ -69,6 +69,7 @@ class _NodeFault(Fault[NodeParams]):
 @register
 class NodeStop(_NodeFault):
     name = "node-stop"
+    action = "stop_nodes"
     summary = "docker stop a node container (clean shutdown); docker start on rollback"
     docker_verb = "stop"
 
@@ -76,6 +77,7 @@ class NodeStop(_NodeFault):
 @register
 class NodeKill(_NodeFault):
     name = "node-kill"
+    action = "kill_nodes"
     summary = "docker kill a node container (power cut); docker start on rollback"
     docker_verb = "kill"
 
@@ -83,6 +85,7 @@ class NodeKill(_NodeFault):
 @register
 class NodePause(_NodeFault):
     name = "node-pause"
+    action = "pause_nodes"
     summary = "docker pause a node container (frozen, silent); docker unpause on rollback"
     docker_verb = "pause"
 
@@ -90,6 +93,7 @@ class NodePause(_NodeFault):
 @register
 class NodeRestart(_NodeFault):
     name = "node-restart"
+    action = "restart_nodes"
     summary = "docker restart a node container (reboot); comes back by itself"
     docker_verb = "restart"
     holds = False

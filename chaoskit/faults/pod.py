@@ -80,6 +80,7 @@ class PodKillParams(PodChoice):
 @register
 class PodKill(Fault[PodKillParams]):
     name = "pod-kill"
+    action = "kill_pods"
     summary = "delete pods chosen by label selector (count or percent), with or without grace"
     params_type = PodKillParams
 
@@ -117,6 +118,7 @@ class ContainerKillParams(PodChoice):
 @register
 class ContainerKill(Fault[ContainerKillParams]):
     name = "container-kill"
+    action = "kill_containers"
     summary = "kill the main process of one container in pods chosen by label selector"
     params_type = ContainerKillParams
 

@@ -2,12 +2,16 @@
 
 A fault module defines a :class:`~chaoskit.faults.base.Fault` subclass and decorates it
 with :func:`register`. Every module of this package is imported on first use, so adding a
-fault is adding one module (plus its experiment and test).
+fault is adding one module (plus its experiment and test): its Chaos Toolkit action
+(:mod:`chaoskit.ctk.actions`), ``chaoskit faults list``, discovery and the checks of
+``chaoskit validate`` all come from the class's ``name``, ``action``, ``summary`` and
+``params_type``.
 """
 
 from __future__ import annotations
 
 import importlib
+import keyword
 import pkgutil
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -23,13 +27,30 @@ _loaded = False
 
 
 def register(cls: F) -> F:
-    """Class decorator: makes a fault known under ``cls.name``."""
+    """Class decorator: makes a fault known under ``cls.name`` and its action ``cls.action``."""
     name = cls.name
     existing = _FAULTS.get(name)
     if existing is not None and existing is not cls:
         raise RuntimeError(f"fault {name!r} registered twice: {existing} and {cls}")
+    # Programming errors, caught when the module is imported: the action becomes a
+    # function of chaoskit.ctk.actions, so it must be a public Python name of its own.
+    action = getattr(cls, "action", None)
+    if action is None:
+        raise RuntimeError(f"fault {name!r} ({cls}) declares no action (its Chaos Toolkit name)")
+    if not isinstance(action, str) or not action.isidentifier() or keyword.iskeyword(action):
+        raise RuntimeError(f"fault {name!r} ({cls}): action must be a Python name, not {action!r}")
+    if action.startswith("_"):
+        raise RuntimeError(f"fault {name!r} ({cls}): action {action!r} must not be private")
+    for other in _FAULTS.values():
+        if other is not cls and other.action == action:
+            raise RuntimeError(f"action {action!r} of fault {name!r} is already {other.name!r}'s")
     _FAULTS[name] = cls
     return cls
+
+
+def unregister(name: str) -> None:
+    """Forgets the fault ``name`` (a fault a test or a plugin registered for a while)."""
+    _FAULTS.pop(name, None)
 
 
 def load_all() -> None:

@@ -67,7 +67,8 @@ def test_an_unknown_argument_lists_the_valid_ones(tmp_path: Path) -> None:
     doc["method"][0]["provider"]["arguments"]["grace"] = 3
     e = problem(tmp_path, doc)
     assert e.field == "method[0].provider.arguments.grace"
-    assert "valid: namespace, selector, count, percent, grace_period, max_victims" in e.reason
+    # The required arguments first, then as pod-kill's parameters declare them.
+    assert "valid: namespace, selector, count, percent, max_victims, grace_period" in e.reason
 
 
 def test_an_unknown_action_lists_the_valid_ones(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+from typing import Any, get_type_hints
 
 import pytest
 
@@ -74,18 +76,60 @@ def test_an_optional_filter_left_empty_is_unset_and_a_required_string_is_not() -
         registry.build("pod-kill", {"namespace": "shop", "selector": ""})
 
 
-def test_every_chaos_toolkit_action_matches_its_fault() -> None:
-    for action, fault in actions.FAULT_ACTIONS.items():
-        assert action in actions.__all__
-        params = {p.name: p for p in describe(registry.get(fault).params_type)}
-        signature = inspect.signature(getattr(actions, action)).parameters
-        arguments = [n for n in signature if n != "configuration"]
-        assert set(arguments) <= set(params), (action, set(arguments) - set(params))
-        for name, param in params.items():
-            if param.required:
-                assert signature[name].default is inspect.Parameter.empty, (action, name)
-    exported = {a for a in actions.__all__ if a != "rollback_faults"}
-    assert exported == set(actions.FAULT_ACTIONS)
+def test_every_fault_has_exactly_one_action_with_its_parameters() -> None:
+    faults = registry.faults()
+    assert sorted(actions.FAULT_ACTIONS.values()) == sorted(cls.name for cls in faults)
+    assert set(actions.__all__) == {*actions.FAULT_ACTIONS, "rollback_faults"}
+    for cls in faults:
+        assert actions.FAULT_ACTIONS[cls.action] == cls.name
+        func = getattr(actions, cls.action)
+        # What Chaos Toolkit looks for: a module-level function of that name.
+        assert inspect.isfunction(func)
+        assert (func.__name__, func.__module__) == (cls.action, "chaoskit.ctk.actions")
+        hints = get_type_hints(cls.params_type)
+        expected = {}
+        for f in dataclasses.fields(cls.params_type):
+            default = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+            expected[f.name] = (inspect.Parameter.KEYWORD_ONLY, hints[f.name], default)
+        expected["configuration"] = (
+            inspect.Parameter.KEYWORD_ONLY,
+            dict[str, Any] | None,
+            None,
+        )
+        signature = inspect.signature(func)
+        got = {p.name: (p.kind, p.annotation, p.default) for p in signature.parameters.values()}
+        assert got == expected, cls.name
+        assert get_type_hints(func)["return"] == dict[str, Any]
+        doc = inspect.getdoc(func) or ""
+        assert doc.startswith(cls.summary) and repr(cls.name) in doc
+        for p in describe(cls.params_type):
+            assert f"    {p.name} ({p.type}, " in doc and p.help in doc, (cls.name, p.name)
+
+
+def test_the_actions_that_experiments_call_keep_their_names() -> None:
+    # Renaming an action breaks every experiment file that calls it.
+    actions_of = {cls.name: cls.action for cls in registry.faults()}
+    assert (
+        actions_of.items()
+        >= {
+            "pod-kill": "kill_pods",
+            "container-kill": "kill_containers",
+            "node-stop": "stop_nodes",
+            "node-kill": "kill_nodes",
+            "node-pause": "pause_nodes",
+            "node-restart": "restart_nodes",
+            "kubelet-stop": "stop_kubelet",
+            "kubelet-kill": "kill_kubelet",
+            "containerd-kill": "kill_containerd",
+            "containerd-stop": "stop_containerd",
+            "kube-proxy-kill": "kill_kube_proxy",
+            "etcd-kill": "kill_etcd_members",
+            "etcd-stop": "stop_etcd_members",
+            "control-plane-kill": "kill_control_plane",
+            "control-plane-stop": "stop_control_plane",
+            "etcd-restore-drill": "etcd_restore_drill",
+        }.items()
+    )
 
 
 def test_discovery_lists_every_action_with_typed_arguments() -> None:
@@ -94,3 +138,12 @@ def test_discovery_lists_every_action_with_typed_arguments() -> None:
     args = {a["name"]: a for a in found["kill_pods"]["arguments"]}
     assert args["count"]["type"] == "integer"
     assert "default" not in args["selector"]
+    assert args["selector"]["doc"] == "label selector, e.g. app=gateway"
+    assert found["kill_pods"]["doc"].startswith("delete pods chosen by label selector")
+    stop = {a["name"]: a for a in found["stop_nodes"]["arguments"]}
+    assert stop["role"] == {
+        "name": "role",
+        "type": "worker|control-plane|any",
+        "default": "worker",
+        "doc": "worker, control-plane or any",
+    }
