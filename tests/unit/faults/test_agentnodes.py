@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from chaoskit.agent import install
 from chaoskit.agent.client import Orders
 from chaoskit.agent.nodeagent.orders import Order
 from chaoskit.faults import agentnodes
@@ -205,3 +206,35 @@ def test_recover_releases_orders_of_dead_harnesses_only(monkeypatch: pytest.Monk
     assert sorted(r.split()[0] for r in report.released) == ["dead", "elsewhere"]
     assert [s.split()[0] for s in report.skipped] == ["live"]
     assert release_orphans(cast(Orders, fake), force=True).released[0].startswith("live")
+
+
+def test_a_node_without_a_ready_agent_fails_before_anything_is_ordered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    target = Target("c", tmp_path / "kubeconfig", "kind-c", ("shop",), managed=True)
+    fake = FakeOrders()
+    nodes = NodeAgents(target, lambda: cast(Any, None), Settings(cache_dir=tmp_path))
+    nodes._orders = cast(Orders, fake)
+    monkeypatch.setattr(install, "installed", lambda api: True)
+    monkeypatch.setattr(
+        install,
+        "node_agents",
+        lambda api: [
+            install.NodeAgent("w1", "agent-x1", False, "CrashLoopBackOff: exited 1: no systemd"),
+            install.NodeAgent("w2", "agent-x2", True, ""),
+        ],
+    )
+    with pytest.raises(FaultFailed, match=r"no Ready chaoskit agent on node w1 \(pod agent-x1\)"):
+        nodes.once("w1", "unit-kill", {"unit": "kubelet"})
+    assert not fake.events, "nothing was ordered"
+    assert nodes.once("w2", "unit-kill", {"unit": "kubelet"}) == {}
+    assert not nodes.installed_here
+
+
+def test_a_plan_never_installs_the_agent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    target = Target("c", tmp_path / "kubeconfig", "kind-c", ("shop",), managed=True)
+    nodes = NodeAgents(target, lambda: cast(Any, None), Settings(cache_dir=tmp_path), install=False)
+    monkeypatch.setattr(install, "installed", lambda api: False)
+    monkeypatch.setattr(install, "install_on", lambda *a, **kw: pytest.fail("installed"))
+    with pytest.raises(FaultFailed, match="run 'chaoskit agent install' first"):
+        nodes.ensure("cp1")
