@@ -90,6 +90,7 @@ def plan(
             f"{where}.duration" if where else "duration",
             f"{name} only kills; there is nothing to hold (drop duration)",
         )
+    fault.check_target(env.target)
     fault.check(env)
     return fault, fault.select(env, victim_rng(seed, name, ordinal))
 
@@ -221,10 +222,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover(settings: Settings, cluster: str, *, force: bool = False) -> RecoverReport:
-    """Undoes every change left pending on ``cluster``, newest first."""
-    state = StateFile.of(settings, cluster)
-    nodes = NodeOps(cluster, fault_log(settings, cluster))
+def recover(
+    settings: Settings, cluster: str, *, force: bool = False, key: str | None = None
+) -> RecoverReport:
+    """Undoes every change left pending on ``cluster``, newest first; ``key`` names its
+    state file when that is not the cluster's name (a target's
+    :attr:`~chaoskit.faults.target.Target.key`)."""
+    state = StateFile.of(settings, key or cluster)
+    nodes = NodeOps(cluster, fault_log(settings, key or cluster))
     undone: list[Change] = []
     failed: list[Change] = []
     skipped = []
