@@ -817,7 +817,8 @@ def _suite_cluster(
         # A suite deploys its topology with kind and reaches it through kind's host ports;
         # on another cluster it would fail midway, after changing things.
         raise InvalidInput(
-            f"--context {target.context}: a suite runs only on chaoskit's own kind clusters "
+            f"kube context {target.context!r} of {target.kubeconfig}: a suite runs only on "
+            "chaoskit's own kind clusters "
             "(it deploys its topology and reaches it through kind); run its experiments "
             f"one by one with 'chaoskit run --kubeconfig ... --allow-context {target.context}'"
         )

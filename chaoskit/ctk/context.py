@@ -9,10 +9,11 @@ still pending, stops the watches and returns what chaoskit adds to the journal.
 
 Configuration keys (each also read from the environment variable in brackets):
 ``chaoskit_cluster`` [CHAOSKIT_CLUSTER], ``chaoskit_namespaces`` [CHAOSKIT_NAMESPACES,
-comma-separated], ``chaoskit_seed`` [CHAOSKIT_SEED], ``chaoskit_allow_context``
-[CHAOSKIT_ALLOW_CONTEXT], ``chaoskit_kubeconfig`` [CHAOSKIT_KUBECONFIG],
-``chaoskit_context`` [CHAOSKIT_CONTEXT], ``chaoskit_system`` (also check nodes and
-kube-system, default true).
+comma-separated], ``chaoskit_seed`` [CHAOSKIT_SEED], ``chaoskit_system`` (also check nodes
+and kube-system, default true). ``chaoskit_kubeconfig`` [CHAOSKIT_KUBECONFIG],
+``chaoskit_context`` [CHAOSKIT_CONTEXT] and ``chaoskit_allow_context``
+[CHAOSKIT_ALLOW_CONTEXT] come from the command line or the environment only
+(:mod:`chaoskit.ctk.operator`).
 """
 
 from __future__ import annotations

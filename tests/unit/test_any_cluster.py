@@ -287,8 +287,9 @@ def test_suite_run_refuses_a_foreign_context_before_making_anything(
         str(tmp_path / "out"),
     )
     assert isinstance(result.exception, InvalidInput), result.output
-    assert "--context production: a suite runs only on chaoskit's own kind clusters" in str(
-        result.exception
+    assert (
+        f"kube context 'production' of {foreign}: a suite runs only on chaoskit's own kind clusters"
+        in str(result.exception)
     )
     assert not (tmp_path / "out").exists()
 
