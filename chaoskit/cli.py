@@ -24,6 +24,8 @@ from chaoskit.errors import ChaoskitError
 from chaoskit.settings import Settings
 
 if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
     from chaoskit.agent.client import Orders
     from chaoskit.cluster.kind import Kind
     from chaoskit.faults.agentnodes import OrphanReport
@@ -548,6 +550,41 @@ def _default_output(experiment: Path) -> Path:
     return Path("reports") / "runs" / f"{experiment.stem}-{_time.strftime('%Y%m%dT%H%M%S')}.json"
 
 
+def _target_options(func: F) -> F:
+    """--kubeconfig, --context, --allow-context: they point chaoskit at a cluster it did not
+    make, so only the person running it gives them (here or in the environment), never a
+    file (chaoskit.ctk.operator); chaoskit.faults.target.resolve_target checks them."""
+    options = [
+        click.option(
+            "--kubeconfig",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            envvar="CHAOSKIT_KUBECONFIG",
+            help="Reach the cluster through this kubeconfig instead of chaoskit's (only here "
+            "or in CHAOSKIT_KUBECONFIG, never in an experiment or suite file).",
+        ),
+        click.option(
+            "--context",
+            default=None,
+            metavar="NAME",
+            envvar="CHAOSKIT_CONTEXT",
+            help="Kube context of the kubeconfig to use (default: its current context; only "
+            "here or in CHAOSKIT_CONTEXT).",
+        ),
+        click.option(
+            "--allow-context",
+            default=None,
+            metavar="NAME",
+            envvar="CHAOSKIT_ALLOW_CONTEXT",
+            help="Act on this kube context although chaoskit did not make it (only here or "
+            "in CHAOSKIT_ALLOW_CONTEXT, never in an experiment or suite file).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @cli.command("run")
 @click.argument("experiment", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -571,20 +608,7 @@ def _default_output(experiment: Path) -> Path:
     metavar="KEY=VALUE",
     help="Set one of the experiment's configuration keys (repeatable).",
 )
-@click.option(
-    "--allow-context",
-    default=None,
-    metavar="NAME",
-    help="Run against this kube context although chaoskit did not make it (only here or "
-    "in CHAOSKIT_ALLOW_CONTEXT, never in an experiment or suite file).",
-)
-@click.option(
-    "--kubeconfig",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Reach the cluster through this kubeconfig instead of chaoskit's (only here or "
-    "in CHAOSKIT_KUBECONFIG, never in an experiment or suite file).",
-)
+@_target_options
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -601,6 +625,7 @@ def run_cmd(
     variables: tuple[str, ...],
     allow_context: str | None,
     kubeconfig: Path | None,
+    context: str | None,
     output: Path | None,
 ) -> None:
     """Run a Chaos Toolkit experiment file with chaoskit's timeline and oracle.
@@ -620,6 +645,7 @@ def run_cmd(
         seed=seed,
         allow_context=allow_context,
         kubeconfig=kubeconfig,
+        context=context,
         variables=_key_values("--var", variables),
     )
     for line in lines(outcome.chaoskit):
@@ -685,6 +711,7 @@ def suite_validate(suite_file: Path) -> None:
     "create or deploy what is missing.",
 )
 @click.option("--cluster", default=None, help="Cluster name (default: the suite's cluster.name).")
+@_target_options
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -693,9 +720,20 @@ def suite_validate(suite_file: Path) -> None:
 )
 @click.pass_context
 def suite_run(
-    ctx: click.Context, suite_file: Path, mode: str, cluster: str | None, out: Path | None
+    ctx: click.Context,
+    *,
+    suite_file: Path,
+    mode: str,
+    cluster: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    allow_context: str | None,
+    out: Path | None,
 ) -> None:
-    """Run a suite and write its report; exit 0 if every trial passed, 1 if not."""
+    """Run a suite and write its report; exit 0 if every trial passed, 1 if not.
+
+    --kubeconfig/--context name the suite's cluster another way: it must be one of
+    chaoskit's kind clusters (a suite makes, deploys and measures it through kind)."""
     import dataclasses
 
     from chaoskit.suite.runner import check_suite, new_run_id, prepare, run_suite, trial_line
@@ -709,6 +747,18 @@ def suite_run(
                 f"{cluster!r} must match {NAME.pattern}", param_hint="--cluster"
             )
         checked = dataclasses.replace(checked, cluster_name=cluster)
+    if kubeconfig is not None or context is not None:
+        checked = dataclasses.replace(
+            checked,
+            cluster_name=_suite_cluster(
+                settings,
+                checked.cluster_name,
+                cluster=cluster,
+                kubeconfig=kubeconfig,
+                context=context,
+                allow_context=allow_context,
+            ),
+        )
     check_suite(checked)
     run_id = new_run_id(checked)
     out_dir = out or Path("reports") / run_id
@@ -747,6 +797,43 @@ def suite_run(
         sys.exit(1)
 
 
+def _suite_cluster(
+    settings: Settings,
+    suite_cluster: str,
+    *,
+    cluster: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    allow_context: str | None,
+) -> str:
+    """The chaoskit cluster that --kubeconfig/--context name (exit 2 if none does)."""
+    from chaoskit.errors import InvalidInput
+    from chaoskit.faults.target import resolve_target
+
+    target = resolve_target(
+        settings,
+        cluster=suite_cluster,
+        kubeconfig=kubeconfig,
+        context=context,
+        allow_context=allow_context,
+    )
+    if not target.managed:
+        # A suite deploys its topology with kind and reaches it through kind's host ports;
+        # on another cluster it would fail midway, after changing things.
+        raise InvalidInput(
+            f"kube context {target.context!r} of {target.kubeconfig}: a suite runs only on "
+            "chaoskit's own kind clusters "
+            "(it deploys its topology and reaches it through kind); run its experiments "
+            f"one by one with 'chaoskit run --kubeconfig ... --allow-context {target.context}'"
+        )
+    if cluster is not None and cluster != target.cluster:
+        raise InvalidInput(
+            f"--cluster {cluster}: the kube context {target.context!r} is chaoskit's cluster "
+            f"{target.cluster!r}: give one of them"
+        )
+    return target.cluster
+
+
 def _time_now() -> float:
     import time as _time
 
@@ -762,16 +849,15 @@ def _read_summary(out_dir: Path) -> dict[str, Any] | None:
     return loaded
 
 
-def _agent_orders(kubeconfig: Path) -> Callable[[], Orders]:
+def _agent_orders(api: Callable[[], ApiClient]) -> Callable[[], Orders]:
     """The agents' orders of a cluster, reached on first use."""
     from chaoskit.agent.client import Orders
-    from chaoskit.cluster.health import api_client
 
     made: list[Orders] = []
 
     def orders() -> Orders:
         if not made:
-            made.append(Orders(api_client(kubeconfig)))
+            made.append(Orders(api()))
         return made[0]
 
     return orders
@@ -782,14 +868,31 @@ def _release_orphans(orders: Callable[[], Orders], *, force: bool) -> OrphanRepo
     from chaoskit.agent.install import installed
     from chaoskit.faults.agentnodes import release_orphans
 
-    api = orders().custom.api_client
-    if not installed(api):
+    try:
+        if not installed(orders().custom.api_client):
+            return None
+    except Exception as e:  # noqa: BLE001 - the API is down: the agents undo at expiry anyway
+        click.echo(f"agent orders not checked (the API did not answer: {e})", err=True)
         return None
     return release_orphans(orders(), force=force)
 
 
+def _echo_orphans(orphans: OrphanReport | None) -> list[str]:
+    """Prints what recover did with the agents' orders; returns the released ones."""
+    if orphans is None:
+        return []
+    for order in orphans.released:
+        click.echo(f"released agent order {order}")
+    for order in orphans.failed:
+        click.echo(f"FAILED: agent order {order}")
+    for order in orphans.skipped:
+        click.echo(f"skipped agent order {order} (--force to release anyway)")
+    return orphans.released
+
+
 @cli.command("recover")
 @click.option("--cluster", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
+@_target_options
 @click.option("--force", is_flag=True, help="Also undo runs whose harness still runs.")
 @click.option(
     "--timeout",
@@ -799,19 +902,54 @@ def _release_orphans(orders: Callable[[], Orders], *, force: bool) -> OrphanRepo
     help="Seconds to wait for every node and kube-system pod to be Ready afterwards.",
 )
 @click.pass_context
-def recover_cmd(ctx: click.Context, cluster: str, force: bool, timeout: float) -> None:
+def recover_cmd(
+    ctx: click.Context,
+    *,
+    cluster: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    allow_context: str | None,
+    force: bool,
+    timeout: float,
+) -> None:
     """Undo every fault chaoskit left in place on a cluster (stopped or paused nodes,
-    stopped kubelets or containerd, held-down static pods, an unfinished etcd restore)."""
+    stopped kubelets or containerd, held-down static pods, an unfinished etcd restore).
+
+    On a cluster chaoskit did not make, give the same --kubeconfig, --context and
+    --allow-context as the run that left the faults."""
     from chaoskit.cluster import lifecycle
+    from chaoskit.cluster.health import api_client, wait_ready
     from chaoskit.faults import signals
     from chaoskit.faults.runner import recover
+    from chaoskit.faults.target import Target, resolve_target
 
     settings = _settings(ctx)
     lifecycle.check_name(cluster)
+    target: Target | None = None
+    if kubeconfig is not None or context is not None:
+        target = resolve_target(
+            settings,
+            cluster=cluster,
+            kubeconfig=kubeconfig,
+            context=context,
+            allow_context=allow_context,
+        )
+        cluster = target.cluster
     info = lifecycle.recorded(settings, cluster)
-    orders = _agent_orders(Path(info.kubeconfig)) if info is not None else None
+    orders = None
+    if target is not None:
+        orders = _agent_orders(target.api)
+    elif info is not None:
+        kubeconfig_path = Path(info.kubeconfig)
+        orders = _agent_orders(lambda: api_client(kubeconfig_path))
     with signals.terminate_raises():
-        report = recover(settings, cluster, force=force, orders=orders)
+        report = recover(
+            settings,
+            cluster,
+            force=force,
+            key=target.key if target is not None else None,
+            orders=orders,
+        )
         orphans = _release_orphans(orders, force=force) if orders is not None else None
     for change in report.undone:
         click.echo(f"undone: {change.undo.description} ({change.fault}, run {change.run_id})")
@@ -819,27 +957,27 @@ def recover_cmd(ctx: click.Context, cluster: str, force: bool, timeout: float) -
         click.echo(f"FAILED: {change.undo.description}: {change.error}")
     for run in report.skipped_runs:
         click.echo(f"skipped run {run}: its harness still runs (--force to undo anyway)")
-    released = orphans.released if orphans is not None else []
-    for order in released:
-        click.echo(f"released agent order {order}")
-    for order in orphans.failed if orphans is not None else []:
-        click.echo(f"FAILED: agent order {order}")
-    for order in orphans.skipped if orphans is not None else []:
-        click.echo(f"skipped agent order {order} (--force to release anyway)")
+    released = _echo_orphans(orphans)
+    shown = (
+        f"context {target.context!r}" if target and not target.managed else f"cluster {cluster!r}"
+    )
     if not (report.undone or report.failed or report.skipped_runs or released):
-        click.echo(f"nothing to recover on cluster {cluster!r}")
+        click.echo(f"nothing to recover on {shown}")
     if report.failed or (orphans is not None and orphans.failed):
         sys.exit(1)
-    if (report.undone or released) and info is not None:
-        from chaoskit.cluster.health import api_client, wait_ready
-
-        with _progress().task(f"waiting for cluster {cluster!r} to be Ready"):
-            wait_ready(
-                api_client(Path(info.kubeconfig)),
-                expected_nodes=info.control_planes + info.workers,
-                timeout=timeout,
-            )
-        click.echo(f"cluster {cluster!r} is Ready")
+    if not (report.undone or released):
+        return
+    if target is not None and not target.managed:
+        # chaoskit does not know how many nodes a cluster it did not make has: those the
+        # API lists must be Ready.
+        api, expected = target.api(), 1
+    elif info is not None:
+        api, expected = api_client(Path(info.kubeconfig)), info.control_planes + info.workers
+    else:
+        return
+    with _progress().task(f"waiting for {shown} to be Ready"):
+        wait_ready(api, expected_nodes=expected, timeout=timeout)
+    click.echo(f"{shown} is Ready")
 
 
 @cli.group("faults")
@@ -881,7 +1019,7 @@ def faults_list(as_json: bool) -> None:
 @click.option("--cluster", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
 @click.option("--seed", default="0", show_default=True, help="Seed of the victim choice.")
 @click.option("--namespace", "namespaces", multiple=True, help="Allowlisted namespace.")
-@click.option("--allow-context", default=None, metavar="NAME", help="See 'chaoskit run'.")
+@_target_options
 @click.option("--set", "arguments", multiple=True, metavar="KEY=VALUE", help="A fault argument.")
 @click.pass_context
 def faults_plan(
@@ -891,10 +1029,13 @@ def faults_plan(
     cluster: str,
     seed: str,
     namespaces: tuple[str, ...],
+    kubeconfig: Path | None,
+    context: str | None,
     allow_context: str | None,
     arguments: tuple[str, ...],
 ) -> None:
-    """Show the victims FAULT would hit with this seed, without touching anything."""
+    """Show the victims FAULT would hit with this seed, without touching anything (exit 2
+    if FAULT cannot act on the target, e.g. a power fault off chaoskit's kind clusters)."""
     from chaoskit.faults.base import FaultEnv
     from chaoskit.faults.nodes import NodeOps
     from chaoskit.faults.runner import fault_log, plan
@@ -903,12 +1044,17 @@ def faults_plan(
 
     settings = _settings(ctx)
     target = resolve_target(
-        settings, cluster=cluster, allow_context=allow_context, namespaces=namespaces or None
+        settings,
+        cluster=cluster,
+        kubeconfig=kubeconfig,
+        context=context,
+        allow_context=allow_context,
+        namespaces=namespaces or None,
     )
     env = FaultEnv(
         target=target,
-        nodes=NodeOps(target.cluster, fault_log(settings, target.cluster)),
-        state=StateFile.of(settings, target.cluster),
+        nodes=NodeOps(target.cluster, fault_log(settings, target.key)),
+        state=StateFile.of(settings, target.key),
         run_id="plan",
         settings=settings,
         install_agent=False,

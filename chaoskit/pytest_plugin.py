@@ -17,13 +17,18 @@ chaoskit beyond this module and changes nothing.
 
 Every option has an ini key of the same name with underscores (``chaoskit_cluster``, ...,
 ``chaoskit_vars`` and ``chaoskit_namespaces`` as space-separated lists); a command-line
-option wins over the ini key.
+option wins over the ini key. The exceptions are ``--chaoskit-kubeconfig``,
+``--chaoskit-context`` and ``--chaoskit-allow-context`` (or ``CHAOSKIT_KUBECONFIG``,
+``CHAOSKIT_CONTEXT``, ``CHAOSKIT_ALLOW_CONTEXT``): they point the session at a cluster
+chaoskit may not have made, which only the person running pytest decides, never a shared
+ini file (as ``chaoskit run``: :mod:`chaoskit.ctk.operator`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
     from chaoskit.ctk.experiment import RunOutcome
+    from chaoskit.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +95,17 @@ class Options:
     topology: str = DEFAULT_TOPOLOGY
     out: Path | None = None
     """Folder of the result files; None: ``chaoskit`` under pytest's base temp folder."""
+    kubeconfig: Path | None = None
+    """Reach the cluster through this kubeconfig (command line or environment only)."""
+    context: str | None = None
+    """The kubeconfig's context to use (default: its current one)."""
+    allow_context: str | None = None
+    """A context chaoskit did not make that the session may act on."""
+
+    @property
+    def elsewhere(self) -> bool:
+        """True if the cluster is named by a kubeconfig or context, not by chaoskit's name."""
+        return self.kubeconfig is not None or self.context is not None
 
 
 def _key_values(values: list[str]) -> dict[str, str]:
@@ -135,6 +152,18 @@ def read_options(config: pytest.Config) -> Options:
         **_key_values(list(config.getini("chaoskit_vars"))),
         **_key_values(list(opt.chaoskit_vars or [])),
     }
+    # No ini keys for these: a shared file must not point the session at another cluster.
+    kubeconfig_value = opt.chaoskit_kubeconfig or os.environ.get("CHAOSKIT_KUBECONFIG")
+    kubeconfig = (
+        config.invocation_params.dir / Path(kubeconfig_value).expanduser()
+        if kubeconfig_value
+        else None
+    )
+    context = opt.chaoskit_context or os.environ.get("CHAOSKIT_CONTEXT") or None
+    if cluster is not None and (kubeconfig is not None or context is not None):
+        raise pytest.UsageError(
+            "--chaoskit-cluster: give it or --chaoskit-kubeconfig/--chaoskit-context, not both"
+        )
     return Options(
         cluster=cluster,
         config=kind_config,
@@ -145,6 +174,11 @@ def read_options(config: pytest.Config) -> Options:
         deploy=bool(deploy),
         topology=opt.chaoskit_topology or config.getini("chaoskit_topology") or DEFAULT_TOPOLOGY,
         out=_cli_path(config, opt.chaoskit_out) or _ini_path(config, "chaoskit_out"),
+        kubeconfig=kubeconfig,
+        context=context,
+        allow_context=(
+            opt.chaoskit_allow_context or os.environ.get("CHAOSKIT_ALLOW_CONTEXT") or None
+        ),
     )
 
 
@@ -216,6 +250,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Folder of the result files (default: chaoskit/ under pytest's base temp).",
     )
+    group.addoption(
+        "--chaoskit-kubeconfig",
+        metavar="FILE",
+        default=None,
+        help="Run against the cluster of this kubeconfig (or CHAOSKIT_KUBECONFIG; no ini "
+        "key): chaoskit's kind cluster, or one --chaoskit-allow-context names.",
+    )
+    group.addoption(
+        "--chaoskit-context",
+        metavar="NAME",
+        default=None,
+        help="Kube context to use (or CHAOSKIT_CONTEXT; default: the kubeconfig's current one).",
+    )
+    group.addoption(
+        "--chaoskit-allow-context",
+        metavar="NAME",
+        default=None,
+        help="Act on this kube context although chaoskit did not make it (or "
+        "CHAOSKIT_ALLOW_CONTEXT; no ini key). The session deploys nothing there: "
+        "give --no-chaoskit-deploy.",
+    )
     parser.addini("chaoskit_cluster", "See --chaoskit-cluster.", type="string", default="")
     parser.addini("chaoskit_config", "See --chaoskit-config.", type="paths", default=[])
     parser.addini("chaoskit_keep", "See --chaoskit-keep.", type="bool", default=False)
@@ -238,12 +293,16 @@ class ChaoskitCluster:
     kubeconfig: Path
     created: bool
     """True if this session made it (and deletes it at the end unless --chaoskit-keep)."""
+    context: str | None = None
+    """The kubeconfig's context; None: its current one."""
+    managed: bool = True
+    """False for a context chaoskit did not make (--chaoskit-allow-context)."""
 
     def api(self) -> ApiClient:
         """A Kubernetes API client for the cluster."""
-        from chaoskit.cluster.health import api_client
+        from chaoskit.cluster.kubeclient import new_client
 
-        return api_client(self.kubeconfig)
+        return new_client(self.kubeconfig, context=self.context)
 
 
 @dataclass(frozen=True)
@@ -350,6 +409,8 @@ class ChaoskitSession:
         from chaoskit.settings import Settings
 
         settings = Settings.from_env()
+        if self.options.elsewhere:
+            return self._reach_cluster(settings)
         name = self.options.cluster
         if name is not None:
             info = lifecycle.recorded(settings, name)
@@ -384,12 +445,39 @@ class ChaoskitSession:
         )
         return ChaoskitCluster(name, Path(info.kubeconfig), created=True)
 
+    def _reach_cluster(self, settings: Settings) -> ChaoskitCluster:
+        """The cluster --chaoskit-kubeconfig/--chaoskit-context name, checked as
+        ``chaoskit run`` checks it (chaoskit's kind cluster, or an allowed context)."""
+        from chaoskit.faults.target import resolve_target
+
+        options = self.options
+        target = resolve_target(
+            settings,
+            kubeconfig=options.kubeconfig,
+            context=options.context,
+            allow_context=options.allow_context,
+        )
+        return ChaoskitCluster(
+            target.cluster,
+            target.kubeconfig,
+            created=False,
+            context=target.context,
+            managed=target.managed,
+        )
+
     def _make_topology(self, cluster: ChaoskitCluster) -> ChaoskitTopology:
         from chaoskit.cluster.access import access
         from chaoskit.settings import Settings
         from chaoskit.topology import deploy
         from chaoskit.topology.catalog import find_topology
 
+        if not cluster.managed:
+            # Deploying loads images with kind, and the URLs are kind's host ports.
+            raise InvalidInput(
+                f"--chaoskit-allow-context {cluster.context}: the topology is deployed and "
+                "reached only on chaoskit's own kind clusters: give --no-chaoskit-deploy "
+                "(it must be there already) and do not ask for chaoskit_topology"
+            )
         settings = Settings.from_env()
         topo = find_topology(self.options.topology)
         cluster_access = access(settings, cluster.name)
@@ -657,6 +745,9 @@ class ExperimentItem(pytest.Item):
                 self.path,
                 output=output,
                 cluster=chaoskit.cluster().name,
+                kubeconfig=options.kubeconfig,
+                context=options.context,
+                allow_context=options.allow_context,
                 namespaces=options.namespaces,
                 seed=options.seed,
                 variables={

@@ -83,7 +83,7 @@ def install(
             f"image cannot be loaded into it: push chaoskit/agent to a registry its nodes "
             f"pull from and set {IMAGE_ENV} to that image"
         )
-    rendered = settings.cache_dir / "clusters" / access.name / "agent.yaml"
+    rendered = settings.cache_dir / "agent" / f"{access.name}.yaml"
     rendered.parent.mkdir(parents=True, exist_ok=True)
     objects = manifests.all_objects(image, pull_policy=pull_policy)
     rendered.write_text(yaml.safe_dump_all(objects, sort_keys=False))

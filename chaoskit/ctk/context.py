@@ -9,10 +9,11 @@ still pending, stops the watches and returns what chaoskit adds to the journal.
 
 Configuration keys (each also read from the environment variable in brackets):
 ``chaoskit_cluster`` [CHAOSKIT_CLUSTER], ``chaoskit_namespaces`` [CHAOSKIT_NAMESPACES,
-comma-separated], ``chaoskit_seed`` [CHAOSKIT_SEED], ``chaoskit_allow_context``
-[CHAOSKIT_ALLOW_CONTEXT], ``chaoskit_kubeconfig`` [CHAOSKIT_KUBECONFIG],
-``chaoskit_context`` [CHAOSKIT_CONTEXT], ``chaoskit_system`` (also check nodes and
-kube-system, default true).
+comma-separated], ``chaoskit_seed`` [CHAOSKIT_SEED], ``chaoskit_system`` (also check nodes
+and kube-system, default true). ``chaoskit_kubeconfig`` [CHAOSKIT_KUBECONFIG],
+``chaoskit_context`` [CHAOSKIT_CONTEXT] and ``chaoskit_allow_context``
+[CHAOSKIT_ALLOW_CONTEXT] come from the command line or the environment only
+(:mod:`chaoskit.ctk.operator`).
 """
 
 from __future__ import annotations
@@ -149,6 +150,20 @@ def current() -> RunContext | None:
     return _current
 
 
+def resolve(configuration: Mapping[str, Any] | None, settings: Settings | None = None) -> Target:
+    """The run's target, checked (InvalidInput for an unsafe one), without touching it."""
+    settings = settings or Settings.from_env()
+    kubeconfig = setting(configuration, "chaoskit_kubeconfig")
+    return resolve_target(
+        settings,
+        cluster=setting(configuration, "chaoskit_cluster"),
+        kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
+        context=setting(configuration, "chaoskit_context"),
+        allow_context=setting(configuration, "chaoskit_allow_context"),
+        namespaces=setting(configuration, "chaoskit_namespaces"),
+    )
+
+
 def get(configuration: Mapping[str, Any] | None = None) -> RunContext:
     """The run's context, built on first use; raises InvalidInput for an unsafe target."""
     global _current  # noqa: PLW0603 - one run per process, as in chaoslib
@@ -157,15 +172,7 @@ def get(configuration: Mapping[str, Any] | None = None) -> RunContext:
             return _current
         config = {**_configuration, **(configuration or {})}
         settings = Settings.from_env()
-        kubeconfig = setting(config, "chaoskit_kubeconfig")
-        target = resolve_target(
-            settings,
-            cluster=setting(config, "chaoskit_cluster"),
-            kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
-            context=setting(config, "chaoskit_context"),
-            allow_context=setting(config, "chaoskit_allow_context"),
-            namespaces=setting(config, "chaoskit_namespaces"),
-        )
+        target = resolve(config, settings)
         seed = setting(config, "chaoskit_seed")
         seed = str(seed) if seed is not None else str(secrets.randbelow(2**31))
         system_value = setting(config, "chaoskit_system")
@@ -183,8 +190,8 @@ def get(configuration: Mapping[str, Any] | None = None) -> RunContext:
         run_id = new_run_id()
         env = FaultEnv(
             target=target,
-            nodes=NodeOps(target.cluster, fault_log(settings, target.cluster)),
-            state=StateFile.of(settings, target.cluster),
+            nodes=NodeOps(target.cluster, fault_log(settings, target.key)),
+            state=StateFile.of(settings, target.key),
             run_id=run_id,
             settings=settings,
             mark=timeline.mark,

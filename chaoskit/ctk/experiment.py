@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from chaoskit.ctk import CHAOSKIT_MODULES
 from chaoskit.ctk.actions import FAULT_ACTIONS
@@ -33,6 +33,9 @@ from chaoskit.faults import registry, signals
 from chaoskit.faults.errors import InvalidParam
 from chaoskit.faults.params import coerce, parse, unset
 from chaoskit.results import RunResults
+
+if TYPE_CHECKING:
+    from chaoskit.faults.target import Target
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +270,24 @@ def _check_references(path: Path, doc: dict[str, Any]) -> None:
                     )
 
 
+def check_target(path: Path, doc: dict[str, Any], target: Target) -> None:
+    """Refuses, before anything runs, a chaoskit fault of ``doc`` that cannot act on
+    ``target`` at all (a power fault on a cluster chaoskit did not make), naming it."""
+    for section in ("method", "rollbacks"):
+        activities = doc.get(section)
+        for i, activity in enumerate(activities if isinstance(activities, list) else []):
+            provider = activity.get("provider") if isinstance(activity, dict) else None
+            if not isinstance(provider, dict) or provider.get("module") not in CHAOSKIT_MODULES:
+                continue
+            fault = FAULT_ACTIONS.get(str(provider.get("func")))
+            if fault is None:
+                continue
+            try:
+                registry.get(fault).check_target(target)
+            except InvalidParam as e:
+                raise InvalidConfig(path, f"{section}[{i}]", e.reason) from e
+
+
 def _check_with_chaoslib(path: Path, doc: dict[str, Any]) -> None:
     from chaoslib.exceptions import ChaosException  # noqa: PLC0415 - heavy import
     from chaoslib.experiment import ensure_experiment_is_valid  # noqa: PLC0415
@@ -357,6 +378,7 @@ def run_experiment_file(
     seed: str | None = None,
     allow_context: str | None = None,
     kubeconfig: Path | None = None,
+    context: str | None = None,
     variables: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Runs ``path`` with chaostoolkit-lib and chaoskit's control; writes ``output``."""
@@ -379,11 +401,17 @@ def run_experiment_file(
         },
     )
     # Not into the configuration: only the person running chaoskit widens the target.
-    give(allow_context=allow_context, kubeconfig=str(kubeconfig) if kubeconfig else None)
+    give(
+        allow_context=allow_context,
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+        context=context,
+    )
     run_context.reset()
     configuration = load_configuration(copy.deepcopy(doc["configuration"]))
     run_context.configure(configuration, what=str(path))
-    # The target is resolved (and an unsafe one refused, exit 2) before anything runs.
+    # The target is resolved (and an unsafe one refused, exit 2) before anything runs,
+    # and so is a fault that cannot act on it.
+    check_target(path, doc, run_context.resolve(configuration))
     run_context.get(configuration)
     started = time.time()
     try:

@@ -1,10 +1,10 @@
 """Settings only the person running chaoskit may give: those that widen the target.
 
-``chaoskit_kubeconfig`` (another kubeconfig) and ``chaoskit_allow_context`` (a context
-chaoskit did not make) point faults at clusters beyond chaoskit's own. A shared experiment
-or suite file must not be able to do that, so these come from the command line (set here
-for the run) or from the invoking user's environment, never from a file's
-``configuration``: ``chaoskit validate`` rejects them there. Light on purpose (no
+``chaoskit_kubeconfig`` (another kubeconfig), ``chaoskit_context`` (a context in it) and
+``chaoskit_allow_context`` (a context chaoskit did not make) point faults at clusters beyond
+chaoskit's own. A shared experiment or suite file must not be able to do that, so these come
+from the command line (set here for the run) or from the invoking user's environment, never
+from a file's ``configuration``: ``chaoskit validate`` rejects them there. Light on purpose (no
 Kubernetes client): the validator imports it.
 """
 
@@ -15,6 +15,7 @@ from typing import Final
 
 OPERATOR_KEYS: Final = {
     "chaoskit_kubeconfig": ("--kubeconfig", "CHAOSKIT_KUBECONFIG"),
+    "chaoskit_context": ("--context", "CHAOSKIT_CONTEXT"),
     "chaoskit_allow_context": ("--allow-context", "CHAOSKIT_ALLOW_CONTEXT"),
 }
 """Each key with the command-line option and the environment variable that set it."""
@@ -23,8 +24,8 @@ _given: dict[str, str] = {}
 
 
 def give(**values: str | None) -> None:
-    """What the command line gave for this run (``kubeconfig=``, ``allow_context=``);
-    replaces what an earlier run in this process gave."""
+    """What the command line gave for this run (``kubeconfig=``, ``context=``,
+    ``allow_context=``); replaces what an earlier run in this process gave."""
     _given.clear()
     for name, value in values.items():
         key = f"chaoskit_{name}"

@@ -264,12 +264,28 @@ class Fault(ABC, Generic[P]):
     """Blast-radius limit when the experiment sets no max_victims."""
     holds: ClassVar[bool] = False
     """True if the fault stays until rolled back (a stopped node), False if it only kills."""
+    kind_only: ClassVar[str] = ""
+    """Set on faults that act on a kind node container through this machine's Docker: what
+    makes them so, e.g. 'is a power fault (docker stop of a kind node container)'. They run
+    only on chaoskit's own kind clusters (:meth:`check_target`)."""
 
     def __init__(self, params: P) -> None:
         self.params = params
 
+    @classmethod
+    def check_target(cls, target: Target) -> None:
+        """Refuses, whatever the arguments, a target this fault cannot act on: a ``kind_only``
+        fault on a cluster that is not chaoskit's kind cluster on this machine."""
+        if cls.kind_only and not target.managed:
+            raise InvalidParam(
+                "",
+                f"{cls.name} {cls.kind_only}: it only runs on chaoskit's own kind clusters, "
+                f"not on context {target.context!r}",
+            )
+
     def check(self, env: FaultEnv) -> None:
-        """Checks against the target (namespace allowlist, ...) before anything is chosen."""
+        """Checks against the target (namespace allowlist, ...) before anything is chosen;
+        :func:`chaoskit.faults.runner.plan` calls :meth:`check_target` first."""
 
     @abstractmethod
     def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:

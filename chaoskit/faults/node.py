@@ -1,5 +1,9 @@
 """Node faults: stop, kill, pause or restart a kind node's container.
 
+These are "power" faults: they act through this machine's Docker on a kind node container,
+so they run only on chaoskit's own kind clusters and are refused on any other target
+(:meth:`~chaoskit.faults.base.Fault.check_target`).
+
 A stopped, killed or paused node stays down until rolled back (``docker start`` /
 ``docker unpause``), after its ``duration`` or at the end of the run. A restart comes back
 by itself; its undo only makes sure the node runs again if the harness dies midway.
@@ -44,6 +48,11 @@ class _NodeFault(Fault[NodeParams]):
     holds = True
     docker_verb: ClassVar[str]
     docker_args: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Only a kind node's container can be powered off from here; a real machine cannot.
+        cls.kind_only = f"is a power fault (docker {cls.docker_verb} of a kind node container)"
 
     def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
         return choose_nodes(

@@ -94,6 +94,7 @@ def plan(
             f"{where}.duration" if where else "duration",
             f"{name} only kills; there is nothing to hold (drop duration)",
         )
+    fault.check_target(env.target)
     fault.check(env)
     return fault, fault.select(env, victim_rng(seed, name, ordinal))
 
@@ -231,12 +232,15 @@ def recover(
     cluster: str,
     *,
     force: bool = False,
+    key: str | None = None,
     orders: Callable[[], Orders] | None = None,
 ) -> RecoverReport:
-    """Undoes every change left pending on ``cluster``, newest first; ``orders``: the
-    agents' orders of the cluster (agent orders are released through them)."""
-    state = StateFile.of(settings, cluster)
-    nodes = NodeOps(cluster, fault_log(settings, cluster))
+    """Undoes every change left pending on ``cluster``, newest first; ``key`` names its
+    state file when that is not the cluster's name (a target's
+    :attr:`~chaoskit.faults.target.Target.key`); ``orders``: the agents' orders of the
+    cluster (agent orders are released through them)."""
+    state = StateFile.of(settings, key or cluster)
+    nodes = NodeOps(cluster, fault_log(settings, key or cluster))
     hands = Hands.of(nodes, orders or _no_orders(cluster))
     undone: list[Change] = []
     failed: list[Change] = []

@@ -182,6 +182,66 @@ def test_a_context_that_is_not_chaoskits_is_refused(cluster: Cluster, tmp_path: 
     assert "--allow-context production" in proc.stderr
 
 
+def test_power_faults_are_refused_on_an_allowed_context_and_recover_finds_its_record(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # The same cluster under another context name: allowed, but not chaoskit's kind cluster
+    # as far as the guard can tell, so no docker verb may touch its nodes.
+    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
+    kubeconfig["contexts"][0]["name"] = "production"
+    kubeconfig["current-context"] = "production"
+    foreign = tmp_path / "kubeconfig"
+    foreign.write_text(yaml.safe_dump(kubeconfig))
+    target = ("--kubeconfig", str(foreign), "--allow-context", "production")
+
+    def nodes() -> dict[str, str]:
+        names = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "-a",
+                "--filter",
+                f"label=io.x-k8s.kind.cluster={cluster.name}",
+                "--format",
+                "{{.Names}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        return {name: _node_state(name) for name in names}
+
+    before = nodes()
+    assert before and set(before.values()) == {"running"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chaoskit",
+            "run",
+            "experiments/node-stop.yaml",
+            "--output",
+            str(tmp_path / "r.json"),
+            *target,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "node-stop is a power fault (docker stop of a kind node container)" in run.stderr
+    assert "not on context 'production'" in run.stderr
+    plan = chaoskit("faults", "plan", "node-kill", *target)
+    assert plan.returncode == 2, plan.stderr
+    assert "node-kill is a power fault" in plan.stderr
+    assert nodes() == before
+    recover = chaoskit("recover", *target)
+    assert recover.returncode == 0, recover.stderr
+    assert "nothing to recover on context 'production'" in recover.stdout
+
+
 def _start_pause_run(cluster: Cluster, namespace: str, output: Path) -> subprocess.Popen[str]:
     args = run_args(REPO / "experiments/node-pause.yaml", cluster, namespace, output)
     return subprocess.Popen(

@@ -36,6 +36,7 @@ def _clean(monkeypatch: pytest.MonkeyPatch) -> Any:
     [
         ("chaoskit_allow_context", "use --allow-context or CHAOSKIT_ALLOW_CONTEXT"),
         ("chaoskit_kubeconfig", "use --kubeconfig or CHAOSKIT_KUBECONFIG"),
+        ("chaoskit_context", "use --context or CHAOSKIT_CONTEXT"),
     ],
 )
 def test_validate_rejects_a_file_that_widens_the_target(
@@ -74,28 +75,39 @@ class _Stop(Exception):
     pass
 
 
-def test_chaoskit_run_passes_allow_context_outside_the_experiment(
+def test_chaoskit_run_passes_the_target_outside_the_experiment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     seen: dict[str, Any] = {}
 
-    def get(configuration: Any = None) -> Any:
+    def resolve(configuration: Any = None, settings: Any = None) -> Any:
         seen["configuration"] = dict(configuration or {})
-        seen["allow_context"] = run_context.setting(configuration, "chaoskit_allow_context")
-        seen["kubeconfig"] = run_context.setting(configuration, "chaoskit_kubeconfig")
+        for key in operator.OPERATOR_KEYS:
+            seen[key] = run_context.setting(configuration, key)
         raise _Stop
 
-    monkeypatch.setattr(run_context, "get", get)
+    monkeypatch.setattr(run_context, "resolve", resolve)
     with pytest.raises(_Stop):
         run_experiment_file(
             REPO / "experiments" / "pod-kill.yaml",
             output=tmp_path / "r.json",
             allow_context="kind-mine",
             kubeconfig=Path("/k/config"),
+            context="kind-mine",
         )
-    assert seen["allow_context"] == "kind-mine"
-    assert seen["kubeconfig"] == "/k/config"
-    assert "chaoskit_allow_context" not in seen["configuration"]
+    assert seen["chaoskit_allow_context"] == "kind-mine"
+    assert seen["chaoskit_kubeconfig"] == "/k/config"
+    assert seen["chaoskit_context"] == "kind-mine"
+    assert not set(operator.OPERATOR_KEYS) & set(seen["configuration"])
+
+
+def test_a_configured_context_is_ignored_at_run_time() -> None:
+    # Before, an experiment's chaoskit_context chose the context; now only the operator does.
+    assert run_context.setting({"chaoskit_context": "production"}, "chaoskit_context") is None
+    operator.give(context="kind-lab")
+    assert run_context.setting({"chaoskit_context": "production"}, "chaoskit_context") == (
+        "kind-lab"
+    )
 
 
 class _Kind:

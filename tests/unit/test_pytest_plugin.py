@@ -235,3 +235,107 @@ def test_a_session_without_experiments_loads_nothing_heavy(pytester: pytest.Pyte
     result = pytester.runpytest_subprocess(*BASE_ARGS)
     result.assert_outcomes(passed=1)
     assert "chaoskit" not in result.stdout.str().split("collected")[-1]
+
+
+def foreign_kubeconfig(path: Path) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "production",
+                "contexts": [{"name": "production", "context": {"cluster": "p", "user": "p"}}],
+                "clusters": [{"name": "p", "cluster": {"server": "https://10.0.0.1:6443"}}],
+                "users": [{"name": "p", "user": {}}],
+            }
+        )
+    )
+    return path
+
+
+def error_reports(result: pytest.RunResult) -> list[str]:
+    # The short summary repeats a message when the terminal is wide enough.
+    return [line for line in result.stdout.str().splitlines() if not line.startswith("ERROR ")]
+
+
+def test_the_target_options_come_from_the_command_line_or_environment_never_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("CHAOSKIT_KUBECONFIG", "CHAOSKIT_CONTEXT", "CHAOSKIT_ALLOW_CONTEXT"):
+        monkeypatch.delenv(variable, raising=False)
+    pytester.makeini(
+        """
+        [pytest]
+        chaoskit_kubeconfig = shared/config
+        chaoskit_allow_context = production
+        """
+    )
+    from_ini = read_options(pytester.parseconfig(*BASE_ARGS))
+    assert (from_ini.kubeconfig, from_ini.context, from_ini.allow_context) == (None, None, None)
+
+    config = pytester.parseconfig(
+        *BASE_ARGS,
+        "--chaoskit-kubeconfig=kube/config",
+        "--chaoskit-context=production",
+        "--chaoskit-allow-context=production",
+    )
+    options = read_options(config)
+    assert options.kubeconfig == config.invocation_params.dir / "kube" / "config"
+    assert (options.context, options.allow_context) == ("production", "production")
+
+    monkeypatch.setenv("CHAOSKIT_KUBECONFIG", "/from/env")
+    monkeypatch.setenv("CHAOSKIT_ALLOW_CONTEXT", "staging")
+    from_env = read_options(pytester.parseconfig(*BASE_ARGS))
+    assert (from_env.kubeconfig, from_env.allow_context) == (Path("/from/env"), "staging")
+
+
+def test_a_cluster_name_and_a_kubeconfig_together_are_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(pytester, "--chaoskit-cluster", "lab", "--chaoskit-kubeconfig", "config")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--chaoskit-cluster: give it or --chaoskit-kubeconfig/--chaoskit-context" in (
+        result.stderr.str()
+    )
+
+
+def test_a_missing_kubeconfig_is_one_line_for_each_item(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+    result = run(pytester, "--chaoskit-kubeconfig", "nowhere/config", "--no-chaoskit-deploy")
+    result.assert_outcomes(errors=1)
+    message = f"chaoskit: --kubeconfig {pytester.path / 'nowhere' / 'config'}: no such file"
+    assert sum(message in line for line in error_reports(result)) == 1
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_foreign_context_needs_allow_context(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+    foreign_kubeconfig(pytester.path / "config")
+    result = run(pytester, "--chaoskit-kubeconfig", "config", "--no-chaoskit-deploy")
+    result.assert_outcomes(errors=1)
+    assert any("pass --allow-context production" in line for line in error_reports(result))
+
+
+def test_an_allowed_foreign_context_deploys_nothing_and_refuses_power_faults(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(
+        ".yaml", **{"node-stop": (REPO / "experiments" / "node-stop.yaml").read_text()}
+    )
+    foreign_kubeconfig(pytester.path / "config")
+    target = ("--chaoskit-kubeconfig", "config", "--chaoskit-allow-context", "production")
+
+    deploying = run(pytester, *target)
+    deploying.assert_outcomes(errors=1)
+    assert any(
+        "--chaoskit-allow-context production: the topology is deployed and reached only on "
+        "chaoskit's own kind clusters: give --no-chaoskit-deploy" in line
+        for line in error_reports(deploying)
+    )
+
+    power = run(pytester, *target, "--no-chaoskit-deploy")
+    power.assert_outcomes(failed=1)
+    out = power.stdout.str()
+    assert "node-stop is a power fault (docker stop of a kind node container)" in out
+    assert "not on context 'production'" in out
+    assert "Traceback" not in out
