@@ -736,7 +736,14 @@ def suite_run(
     chaoskit's kind clusters (a suite makes, deploys and measures it through kind)."""
     import dataclasses
 
-    from chaoskit.suite.runner import check_suite, new_run_id, prepare, run_suite, trial_line
+    from chaoskit.suite.runner import (
+        check_suite,
+        finish,
+        new_run_id,
+        prepare,
+        run_suite,
+        trial_line,
+    )
     from chaoskit.suite.spec import NAME, load_suite
 
     settings = _settings(ctx)
@@ -773,14 +780,19 @@ def suite_run(
         f"suite {checked.name!r}: {checked.trial_count} trials on cluster "
         f"{prepared.access.name!r}, shop at {prepared.ingress}"
     )
-    result = run_suite(
-        checked,
-        prepared,
-        out_dir,
-        run_id=run_id,
-        progress=progress,
-        on_trial=lambda done, total, record: click.echo(f"[{done}/{total}] {trial_line(record)}"),
-    )
+    try:
+        result = run_suite(
+            checked,
+            prepared,
+            out_dir,
+            run_id=run_id,
+            progress=progress,
+            on_trial=lambda done, total, record: click.echo(
+                f"[{done}/{total}] {trial_line(record)}"
+            ),
+        )
+    finally:
+        finish(settings, prepared, progress)
     for name, why in result.skipped:
         click.echo(f"skipped {name}: {why}")
     summary = _read_summary(out_dir)

@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
+from chaoskit.agent import install as agent_install
 from chaoskit.cluster import lifecycle
 from chaoskit.cluster.access import ClusterAccess, access
 from chaoskit.cluster.config import load_config
@@ -86,6 +87,8 @@ class Prepared:
     fresh: bool
     ingress: str
     prometheus: str
+    agent_installed: bool = False
+    """True when the suite installed the node agent (``finish`` removes it again)."""
 
 
 def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) -> Prepared:
@@ -116,6 +119,11 @@ def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) 
             logger.info("topology %r not serving on %r (%s): deploying it", topo.name, name, e)
     if result is None:
         result = deploy.deploy(settings, cluster_access, topo, progress=progress)
+    # Once for the whole suite (faults below the API act through it), not per trial.
+    agent_installed = not agent_install.installed(api_client(cluster_access.kubeconfig))
+    if agent_installed:
+        with progress.task("installing the node agent"):
+            agent_install.install(settings, cluster_access, progress=progress)
     return Prepared(
         access=cluster_access,
         control_planes=info.control_planes,
@@ -123,7 +131,20 @@ def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) 
         fresh=made,
         ingress=result.endpoints.ingress,
         prometheus=result.endpoints.prometheus,
+        agent_installed=agent_installed,
     )
+
+
+def finish(settings: Settings, prepared: Prepared, progress: Progress) -> None:
+    """Leaves the cluster as the suite found it: removes the agent if the suite installed
+    it (the topology stays deployed, for the next run)."""
+    if not prepared.agent_installed:
+        return
+    try:
+        with progress.task("removing the node agent the suite installed"):
+            agent_install.remove(settings, prepared.access, progress=progress)
+    except ChaoskitError as e:
+        logger.error("the node agent was not removed (%s): run 'chaoskit agent remove'", e)
 
 
 @dataclass
