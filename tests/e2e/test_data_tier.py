@@ -308,4 +308,9 @@ def test_unreplicated_writes_are_lost_with_their_member_and_the_ledger_says_so(
     wait_for("another member to become the writer", new_writer, 90, poll=1)
     report = ledger(shop_ha.access, shop_ha.namespace, run, settle=5)
     assert not report.ok
-    assert len(report.lost_orders) >= 20, report.summary()
+    # Every acknowledged order the writer took while unreplicated is gone with it; how
+    # many that is depends on how the burst's sessions were spread (some may reach the
+    # new writer once the old one is failing), so: some lost, and each one accounted for.
+    assert report.lost_orders, report.summary()
+    kept = report.stored - len(report.orphaned)
+    assert len(report.lost_orders) + kept == report.acknowledged, report.summary()
