@@ -222,7 +222,7 @@ def test_a_run_installs_the_agent_it_needs_and_removes_it(
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr
         doc = json.loads((tmp_path / "result.json").read_text())
-        (step,) = doc["run"]
+        (step,) = doc["journal"]["run"]
         assert step["status"] == "succeeded", step
         assert step["output"]["details"][0]["restarted_after_s"] < 30
         with pytest.raises(ApiException) as gone:
