@@ -141,4 +141,7 @@ class ComponentFault(Fault[Any]):
             "victim": victim.label,
             "held": info.get("manifest", f"{component}.yaml"),
             "stopped_after_s": float(stopped) if stopped else None,
+            # False when the API stopped answering as the hold took effect (the last etcd
+            # member of a quorum): the agent holds it, but could not say so then.
+            "confirmed": info.get("confirmed") != "false",
         }

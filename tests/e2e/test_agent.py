@@ -1,7 +1,6 @@
 """The node agent on a real cluster: install, orders undone by the agent alone, remove.
 
-A kubelet-stop order that nobody renews is undone by the agent at its expiry (no
-``chaoskit recover``, no harness); a static pod hold that is renewed stays held until it
+A static pod hold that is renewed stays held until it
 is released; a harness killed with SIGKILL leaves nothing the agent does not undo; a run
 on a cluster without the agent installs it and removes it at its end.
 """
@@ -64,27 +63,6 @@ def test_agent_status_lists_every_node(cluster: Cluster, agent: Orders) -> None:
     assert status.returncode == 0, status.stderr
     for node in cluster.workers() + cluster.control_planes():
         assert node in status.stdout
-
-
-def test_unrenewed_kubelet_stop_is_undone_by_the_agent(cluster: Cluster, agent: Orders) -> None:
-    node = cluster.workers()[0]
-    ordered = time.monotonic()
-    name = agent.create(node, "unit-stop", {"unit": "kubelet"}, ttl=20)
-    order = agent.wait_phase(name, ("Applied",), timeout=15)
-    print(f"order to Applied: {time.monotonic() - ordered:.2f} s")
-    assert node_sh(node, "systemctl is-active kubelet") != "active"
-    # Nobody renews it: the agent undoes it at the expiry by itself.
-    undone = agent.wait_phase(name, ("Undone",), timeout=45)
-    late = time.time() - order.expires_at
-    print(f"Undone seen {late:.2f} s after the expiry")
-    assert late < 10
-    assert "expired" in agent.message(undone.name)
-    assert node_sh(node, "systemctl is-active kubelet") == "active"
-    deadline = time.monotonic() + 90
-    while not node_ready(cluster, node):
-        assert time.monotonic() < deadline, f"{node} not Ready 90 s after the undo"
-        time.sleep(1)
-    agent.delete(name)
 
 
 def test_renewed_static_pod_hold_lasts_until_released(cluster: Cluster, agent: Orders) -> None:

@@ -242,10 +242,13 @@ def test_power_faults_are_refused_on_an_allowed_context_and_recover_finds_its_re
     assert "nothing to recover on context 'production'" in recover.stdout
 
 
-def _start_pause_run(cluster: Cluster, namespace: str, output: Path) -> subprocess.Popen[str]:
+def _start_pause_run(
+    cluster: Cluster, namespace: str, output: Path, *, hold: float = 120
+) -> subprocess.Popen[str]:
+    """A node-pause run; ``hold`` long enough for a test that stops it early."""
     args = run_args(REPO / "experiments/node-pause.yaml", cluster, namespace, output)
     return subprocess.Popen(
-        [sys.executable, "-m", "chaoskit", *args, "--var", "hold=120"],
+        [sys.executable, "-m", "chaoskit", *args, "--var", f"hold={hold:g}"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -342,7 +345,7 @@ def test_a_rollback_that_fails_is_a_failed_run_that_says_how_to_recover(
     and says 'chaoskit recover --cluster NAME'; the node it paused is back all the same."""
     state = StateFile.of(Settings.from_env(), cluster.name)
     output = tmp_path / "result.json"
-    run = _start_pause_run(cluster, web, output)
+    run = _start_pause_run(cluster, web, output, hold=10)  # this run ends by itself
     try:
         wait_for("a paused node", lambda: pending_changes(cluster), 180, poll=0.5)
         ((run_id, node),) = [(c.run_id, c.undo.description.split()[-1]) for c in state.pending()]
