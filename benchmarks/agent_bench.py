@@ -87,7 +87,11 @@ def idle(cluster: str) -> list[tuple[str, float, float]]:
     """(node, cores, MiB) of each node's agent container over 30 s."""
 
     def sample(node: str) -> tuple[float, float]:
-        raw = node_sh(node, "crictl stats -o json --label app.kubernetes.io/name=chaoskit-agent")
+        raw = node_sh(
+            node,
+            "crictl stats -o json --label io.kubernetes.container.name=agent "
+            "--label io.kubernetes.pod.namespace=chaoskit-system",
+        )
         stats = json.loads(raw)["stats"][0]
         cpu = int(stats["cpu"]["usageCoreNanoSeconds"]["value"]) / 1e9
         mem = int(stats["memory"]["workingSetBytes"]["value"]) / 2**20
