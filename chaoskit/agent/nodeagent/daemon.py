@@ -136,15 +136,27 @@ class Agent:
             self.report(self.entries[order.uid])
             return
         took = time.monotonic() - started
+        if took > 1.0:
+            # A long apply (waiting for kubelet to stop a static pod): the harness may have
+            # renewed the order meanwhile; the local timer must not end it on the old expiry.
+            entry = replace(entry, expires_at=self.current_expiry(order))
         message = f"applied in {took:.2f} s" + "".join(f"; {k}={v}" for k, v in info.items())
         if fault.one_shot:
             entry = replace(entry, phase="Undone", undo=info, message=message + "; nothing to undo")
         else:
             entry = replace(entry, undo=info, message=message)
-            entry = self.arm(entry, order.expires_at)
+            entry = self.arm(entry, entry.expires_at)
         self.entries[order.uid] = entry
         logger.info("order %s: %s %s", order.name, order.fault, message)
         self.report(entry)
+
+    def current_expiry(self, order: o.Order) -> float:
+        """The order's expiry as the API holds it now (the one it had, if it does not answer)."""
+        try:
+            return max(order.expires_at, o.parse_order(self.api.read_order(order.name)).expires_at)
+        except (ApiUnavailable, o.OrderInvalid) as e:
+            logger.warning("order %s: expiry not re-read after applying (%s)", order.name, e)
+            return order.expires_at
 
     def arm(self, entry: o.Entry, expires_at: float) -> o.Entry:
         fault = FAULTS[entry.fault]

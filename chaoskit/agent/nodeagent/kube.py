@@ -69,5 +69,9 @@ class Api:
         found = self.request("GET", f"{self.orders_path()}?labelSelector={selector}")
         return list(found.get("items") or [])
 
+    def read_order(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", self.orders_path(name))
+        return found
+
     def write_status(self, name: str, status: dict[str, Any]) -> None:
         self.request("PATCH", self.orders_path(name) + "/status", {"status": status})

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chaoskit.agent.nodeagent import orders as o
 from chaoskit.agent.nodeagent.daemon import Agent
-from chaoskit.agent.nodeagent.host import Host
+from chaoskit.agent.nodeagent.host import FAULTS, Host
 from chaoskit.agent.nodeagent.kube import Api, ApiUnavailable
 from chaoskit.agent.nodeagent.store import Store
 
@@ -23,6 +27,11 @@ class FakeApi(Api):
         if self.down:
             raise ApiUnavailable("connection refused")
         return list(self.objects.values())
+
+    def read_order(self, name: str) -> dict[str, Any]:
+        if self.down:
+            raise ApiUnavailable("connection refused")
+        return self.objects[name]
 
     def write_status(self, name: str, status: dict[str, Any]) -> None:
         if self.down:
@@ -88,3 +97,26 @@ def test_restarted_agent_reapplies_live_and_undoes_expired(tmp_path: Path) -> No
     api.down = True
     Agent(Host("cp1", tmp_path), api, Store(tmp_path / "orders.json")).start()
     assert manifest.read_text() == "pod"
+
+
+def test_a_renewal_during_a_long_apply_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubelet may take seconds to stop a held static pod; the harness renews meanwhile.
+    The order must not be undone on the expiry it had when the apply began."""
+    agent, api, manifest = setup(tmp_path)
+    api.order("hold", ttl=0.5)
+    hold = FAULTS["static-pod-hold"]
+    slow_apply = hold.apply
+
+    def apply(host: Host, params: Mapping[str, str]) -> dict[str, str]:
+        info = slow_apply(host, params)
+        time.sleep(1.2)  # past the first expiry, while the harness renews:
+        api.objects["hold"]["spec"]["expiresAt"] = o.format_time(time.time() + 60)
+        return info
+
+    monkeypatch.setitem(FAULTS, "static-pod-hold", replace(hold, apply=apply))
+    agent.tick()
+    agent.tick()
+    assert not manifest.exists(), "undone on the expiry the order had before the renewal"
+    assert api.objects["hold"]["status"]["phase"] == "Applied"
