@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from chaoskit.faults.errors import FaultFailed
 from chaoskit.faults.nodes import NodeOps
-from chaoskit.faults.state import Undo
+from chaoskit.faults.state import Undo, pid_alive
 
 if TYPE_CHECKING:
     from kubernetes import client
@@ -383,15 +383,7 @@ def _harness_alive(harness: str) -> bool:
     host, _, pid = harness.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False  # another machine's harness: its orders expire unless it renews them
-    if int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(pid))
 
 
 def release_orphans(orders: Orders, *, force: bool = False) -> OrphanReport:

@@ -10,7 +10,6 @@ so :func:`recover` can undo it from another process after the harness was killed
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 import uuid
@@ -24,7 +23,7 @@ from chaoskit.faults.agentnodes import Hands
 from chaoskit.faults.base import Fault, FaultEnv, Victim
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeOps
-from chaoskit.faults.state import Change, StateFile, Undo
+from chaoskit.faults.state import Change, StateFile, Undo, pid_alive
 from chaoskit.settings import Settings
 
 if TYPE_CHECKING:
@@ -215,18 +214,6 @@ class RecoverReport:
     """Runs whose harness is still alive (use force to undo them anyway)."""
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover(
     settings: Settings,
     cluster: str,
@@ -249,7 +236,7 @@ def recover(
         if not run.pending:
             state.end_run(run.id)
             continue
-        if _alive(run.pid) and not force:
+        if pid_alive(run.pid) and not force:
             skipped.append(f"{run.id} (pid {run.pid}, {run.what or 'unknown'})")
             continue
         pending = sorted(run.pending, key=lambda c: c.recorded_at, reverse=True)

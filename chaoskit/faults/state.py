@@ -29,6 +29,19 @@ LOCK_TIMEOUT_S = 60.0
 Status = Literal["pending", "undone", "failed"]
 
 
+def pid_alive(pid: int) -> bool:
+    """True if another process with this pid runs on this host (not this process)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass(frozen=True)
 class Undo:
     """How to undo one change: an operation name and its arguments (plain JSON)."""
