@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Final
 
 from chaoskit.errors import BuildFailed, EngineFailed
+from chaoskit.proc import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -490,13 +491,7 @@ def _read_pidfile() -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def _dockerd_pid() -> int | None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from chaoskit.documents import parse_json, read_text
 from chaoskit.errors import InvalidConfig
 from chaoskit.locks import file_lock
+from chaoskit.proc import process_alive
 from chaoskit.settings import Settings
 
 VERSION = 1
@@ -31,15 +32,7 @@ Status = Literal["pending", "undone", "failed"]
 
 def pid_alive(pid: int) -> bool:
     """True if another process with this pid runs on this host (not this process)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and process_alive(pid)
 
 
 @dataclass(frozen=True)
