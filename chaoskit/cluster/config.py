@@ -20,6 +20,7 @@ from chaoskit.errors import InvalidConfig
 DEFAULT_NAME = "chaoskit"
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 LOOPBACK = "127.0.0.1"
+PUBLISHES_PORTS_LABEL = "chaoskit.io/publishes-ports"
 ROLES = ("control-plane", "worker")
 CLUSTER_FIELDS = frozenset(
     {
@@ -136,14 +137,20 @@ def check_config(path: Path, raw: object) -> ClusterConfig:
             raise InvalidConfig(path, f"{field}.role", f"must be one of {', '.join(ROLES)}")
         control_planes += role == "control-plane"
         workers += role == "worker"
-        _check_ports(path, field, node)
+        if _check_ports(path, field, node):
+            # The ingress runs where the host's ports arrive (a worker lost then takes no
+            # connection with it), and faults spare that node: one label says which it is.
+            labels = _mapping(path, f"{field}.labels", node.setdefault("labels", {}) or {})
+            labels[PUBLISHES_PORTS_LABEL] = "true"
+            node["labels"] = labels
     if control_planes == 0:
         raise InvalidConfig(path, "nodes", "needs at least one control-plane node")
     doc["nodes"] = nodes
     return ClusterConfig(path, doc, control_planes, workers)
 
 
-def _check_ports(path: Path, field: str, node: dict[str, Any]) -> None:
+def _check_ports(path: Path, field: str, node: dict[str, Any]) -> bool:
+    """Checks a node's port mappings; True if it has any."""
     mappings = node.get("extraPortMappings") or []
     if not isinstance(mappings, list):
         raise InvalidConfig(path, f"{field}.extraPortMappings", "must be a list")
@@ -161,6 +168,7 @@ def _check_ports(path: Path, field: str, node: dict[str, Any]) -> None:
             raise InvalidConfig(
                 path, f"{where}.listenAddress", f"must be {LOOPBACK} (host ports stay on loopback)"
             )
+    return bool(mappings)
 
 
 def valid_name(name: str) -> bool:

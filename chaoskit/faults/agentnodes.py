@@ -130,7 +130,10 @@ class NodeAgents:
         if self._orders is None:
             from chaoskit.agent.client import Orders  # noqa: PLC0415 - heavy: only when acting
 
-            self._orders = Orders(self._api())
+            # Without urllib3's retries: the loops here retry by themselves, and a GET that
+            # urllib3 retried four times over took 40 s to say that a quorum loss had taken
+            # the API away (a hold of etcd members then began 40 s late).
+            self._orders = Orders(self.target.api(retries=False))
         return self._orders
 
     def ensure(self, node: str) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
+from chaoskit.cluster.config import PUBLISHES_PORTS_LABEL
 from chaoskit.faults.agentnodes import Hands, NodeAgents
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeContainer, NodeOps
@@ -41,9 +42,8 @@ T = TypeVar("T")
 
 Role = Literal["worker", "control-plane", "any"]
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
-PUBLISHES_PORTS_LABEL = "chaoskit.io/publishes-ports"
-"""Set (kind-config.yaml) on the node that publishes the topology's ports on the host:
-never chosen by a node fault without explicit names (it would cut the harness off)."""
+# PUBLISHES_PORTS_LABEL marks the node that publishes the topology's ports on the host: never
+# chosen by a node fault without explicit names (it would cut the harness off).
 Marker = Callable[[str, str, dict[str, Any]], object]
 """Puts a fault's own moments on the timeline: (event kind, subject, detail)."""
 

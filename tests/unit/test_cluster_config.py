@@ -104,3 +104,26 @@ def test_bad_configs_name_file_field_and_reason(
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfig, match="no such file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_the_node_with_port_mappings_is_labelled_as_the_one_that_publishes_them(
+    tmp_path: Path,
+) -> None:
+    # The ingress and Prometheus are placed by this label, and node faults spare its node.
+    path = write(
+        tmp_path,
+        """
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+  - role: control-plane
+  - role: worker
+    labels: {tier: edge}
+    extraPortMappings:
+      - containerPort: 30080
+  - role: worker
+""",
+    )
+    nodes = load_config(path).document["nodes"]
+    assert "labels" not in nodes[0] and "labels" not in nodes[2]
+    assert nodes[1]["labels"] == {"tier": "edge", "chaoskit.io/publishes-ports": "true"}
