@@ -21,6 +21,9 @@ class Topology:
     images: tuple[str, ...] | None = None
     """Image build steps it needs (chaoskit.images.factory.TOPOLOGY_IMAGES); None: the
     e-commerce topology's."""
+    on_control_planes: bool = False
+    """Whether its data tier tolerates the control planes' taint (so every node needs its
+    images); otherwise only schedulable nodes and the port-publishing node get them."""
 
     @property
     def manifests_dir(self) -> Path:
@@ -44,6 +47,7 @@ ECOMMERCE_HA = Topology(
     ),
     manifests="ecommerce-ha",
     namespace="shop",
+    on_control_planes=True,  # Galera members and Kafka brokers, one per node
     ingress_node_port=30080,
     prometheus_node_port=30090,
     images=(

@@ -20,6 +20,7 @@ import yaml
 from kubernetes import client
 
 from chaoskit.cluster.access import ClusterAccess
+from chaoskit.cluster.config import PUBLISHES_PORTS_LABEL
 from chaoskit.cluster.health import api_client
 from chaoskit.errors import OperationFailed
 from chaoskit.images.docker import image_key
@@ -69,7 +70,10 @@ def deploy(
     started = time.monotonic()
     log = settings.log_dir / "deploy" / f"{access.name}-{topo.name}.log"
     images = pinned_images(build_topology_images(settings, progress, topo.images), log)
-    with progress.task(f"loading {len(images)} images into cluster {access.name!r}"):
+    nodes = image_nodes(api_client(access.kubeconfig), every=topo.on_control_planes)
+    with progress.task(
+        f"loading {len(images)} images into cluster {access.name!r} ({', '.join(nodes)})"
+    ):
         run_logged(
             [
                 kind_binary(settings),
@@ -78,6 +82,8 @@ def deploy(
                 *images.values(),
                 "--name",
                 access.name,
+                "--nodes",
+                ",".join(nodes),
             ],
             log=log,
             what="kind load docker-image",
@@ -108,6 +114,30 @@ def deploy(
 
 
 TOPOLOGY_LABEL = "chaoskit.io/topology"
+# Taints a node carries while it is down: it still runs the topology once it is back.
+PASSING_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+
+
+def image_nodes(api: client.ApiClient, *, every: bool = False) -> list[str]:
+    """The nodes that can run the topology's Pods (``every``: all of them): each node
+    without a NoSchedule or NoExecute taint, and the node that publishes the host's ports
+    (the ingress and Prometheus tolerate its control-plane taint). Loading the images only
+    there saves two of five loads on a 3 + 2 cluster."""
+    names = []
+    for node in client.CoreV1Api(api).list_node(_request_timeout=30).items:
+        labels = node.metadata.labels or {}
+        blocking = [
+            t
+            for t in node.spec.taints or []
+            if t.effect in ("NoSchedule", "NoExecute") and t.key not in PASSING_TAINTS
+        ]
+        if every or not blocking or labels.get(PUBLISHES_PORTS_LABEL) == "true":
+            names.append(node.metadata.name)
+    if not names:
+        raise DeployFailed("no node of the cluster can run the topology (every node is tainted)")
+    return sorted(names)
+
+
 """Set on a topology's namespace: which topology was deployed there."""
 
 
