@@ -718,6 +718,20 @@ def suite_validate(suite_file: Path) -> None:
     default=None,
     help="Run directory (default: reports/<run-id>).",
 )
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="EXPERIMENT",
+    help="Run only this experiment of the suite (repeatable).",
+)
+@click.option(
+    "--skip",
+    "skip",
+    multiple=True,
+    metavar="EXPERIMENT",
+    help="Leave this experiment of the suite out (repeatable).",
+)
 @click.pass_context
 def suite_run(
     ctx: click.Context,
@@ -729,6 +743,8 @@ def suite_run(
     context: str | None,
     allow_context: str | None,
     out: Path | None,
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
 ) -> None:
     """Run a suite and write its report; exit 0 if every trial passed, 1 if not.
 
@@ -744,10 +760,12 @@ def suite_run(
         run_suite,
         trial_line,
     )
-    from chaoskit.suite.spec import NAME, load_suite
+    from chaoskit.suite.spec import NAME, load_suite, select_experiments
 
     settings = _settings(ctx)
     checked = load_suite(suite_file)
+    if only or skip:
+        checked = select_experiments(checked, only=only, skip=skip)
     if cluster is not None:
         if not NAME.fullmatch(cluster):
             raise click.BadParameter(

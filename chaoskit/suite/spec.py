@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoskit.documents import read_document
-from chaoskit.errors import InvalidConfig
+from chaoskit.errors import InvalidConfig, InvalidInput
 from chaoskit.load.profiles import REQUEST_TIMEOUT_S
 
 SUITE_FIELDS = frozenset(
@@ -199,6 +199,27 @@ class _Reader:
         if not resolved.is_file():
             raise self.fail(where, f"no such file: {resolved}")
         return resolved
+
+
+def select_experiments(suite: Suite, *, only: tuple[str, ...], skip: tuple[str, ...]) -> Suite:
+    """The suite with only the experiments named in ``only`` (all if empty), less those in
+    ``skip``: rerun one failed experiment, or leave out those exercised elsewhere."""
+    from dataclasses import replace  # noqa: PLC0415 - light
+
+    names = [e.name for e in suite.experiments]
+    for option, given in (("--only", only), ("--skip", skip)):
+        for name in given:
+            if name not in names:
+                raise InvalidInput(
+                    f"{option} {name!r}: {suite.path} has no such experiment "
+                    f"(it has: {', '.join(names)})"
+                )
+    chosen = tuple(
+        e for e in suite.experiments if (not only or e.name in only) and e.name not in skip
+    )
+    if not chosen:
+        raise InvalidInput(f"--only/--skip leave no experiment of {suite.path} to run")
+    return replace(suite, experiments=chosen)
 
 
 def load_suite(path: Path) -> Suite:

@@ -6,7 +6,8 @@ replica of a service at once and measure a total outage that the previous trial 
 not the one under test. Between trials a suite does what a descheduler would: for each
 Deployment whose ready replicas all run on one node while another schedulable node
 exists, it deletes half of them; the scheduler's spread constraints place the
-replacements on the emptier node. StatefulSets are left alone (their volumes are pinned).
+replacements on the emptier node. StatefulSets are left alone (their volumes are pinned),
+and so are Deployments placed on purpose (node selector or required node affinity).
 """
 
 from __future__ import annotations
@@ -58,6 +59,15 @@ def _ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[A
     return sorted(ready, key=lambda p: p.metadata.creation_timestamp)
 
 
+def _pinned(deployment: Any) -> bool:
+    """Placed on purpose (a node selector or a required node affinity, such as the
+    ingress on the port-publishing node): its pods are where they must be."""
+    spec = deployment.spec.template.spec
+    affinity = spec.affinity.node_affinity if spec.affinity else None
+    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
+    return bool(spec.node_selector or required)
+
+
 def piled_up(api: client.ApiClient, namespace: str) -> list[PiledUp]:
     """Deployments of two or more replicas all on one node, while there are others."""
     nodes = schedulable_nodes(api)
@@ -67,11 +77,11 @@ def piled_up(api: client.ApiClient, namespace: str) -> list[PiledUp]:
     result = []
     for deployment in client.AppsV1Api(api).list_namespaced_deployment(namespace).items:
         selector = label_selector(deployment)
-        if (deployment.spec.replicas or 0) < 2 or not selector:
+        if (deployment.spec.replicas or 0) < 2 or not selector or _pinned(deployment):
             continue
         pods = _ready_pods(core, namespace, selector)
         on = {p.spec.node_name for p in pods}
-        if len(pods) >= 2 and len(on) == 1:
+        if len(pods) >= 2 and len(on) == 1 and on <= nodes:
             (node,) = on
             result.append(
                 PiledUp(deployment.metadata.name, node, tuple(p.metadata.name for p in pods))

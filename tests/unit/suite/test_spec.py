@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaoskit.errors import InvalidConfig
-from chaoskit.suite.spec import load_suite
+from chaoskit.errors import InvalidConfig, InvalidInput
+from chaoskit.suite.spec import load_suite, select_experiments
 
 REPO = Path(__file__).resolve().parents[3]
 SUITES = REPO / "experiments" / "suites"
@@ -134,3 +134,19 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_suite(write(tmp_path, "name: [unclosed\n"))
     with pytest.raises(InvalidConfig, match="name: is required"):
         load_suite(write(tmp_path, {"experiments": ["pod-kill.yaml"]}))
+
+
+def test_only_and_skip_choose_experiments_and_name_unknown_ones() -> None:
+    suite = load_suite(SUITES / "flash-sale.yaml")
+    names = [e.name for e in suite.experiments]
+    only = select_experiments(suite, only=("node-kill", "pod-kill"), skip=())
+    assert [e.name for e in only.experiments] == [
+        n for n in names if n in ("node-kill", "pod-kill")
+    ]
+    assert only.trial_count == 2
+    skipped = select_experiments(suite, only=(), skip=("node-kill",))
+    assert [e.name for e in skipped.experiments] == [n for n in names if n != "node-kill"]
+    with pytest.raises(InvalidInput, match=r"--skip 'node-kil': .* has no such experiment"):
+        select_experiments(suite, only=(), skip=("node-kil",))
+    with pytest.raises(InvalidInput, match="leave no experiment"):
+        select_experiments(suite, only=("pod-kill",), skip=("pod-kill",))
