@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,17 +70,27 @@ def _open(api: client.ApiClient, pod: str, argv: list[str], *, stdin: bool) -> A
         raise CopyFailed(f"exec into {NAMESPACE}/{pod}: {e.reason}") from e
 
 
-def _finish(resp: Any, what: str, deadline: float) -> str:
-    """Waits until the command ended; returns its stdout; raises unless it exited 0."""
-    out: list[str] = []
-    err: list[str] = []
+def _frames(resp: Any, what: str, deadline: float) -> Iterator[tuple[str, str]]:
+    """(stdout, stderr) text as it arrives, until the command ended."""
     while resp.is_open():
         if time.monotonic() > deadline:
             resp.close()
             raise CopyFailed(f"{what}: no end within {TIMEOUT:.0f} s")
         resp.update(timeout=1)
-        out.append(resp.read_stdout() or "")
-        err.append(resp.read_stderr() or "")
+        # timeout=0: a read without one waits for the next frame, of any channel.
+        yield resp.read_stdout(timeout=0) or "", resp.read_stderr(timeout=0) or ""
+    # A read takes in every frame that is there, of any channel, up to the end: what the
+    # last one brought in is still to be read.
+    yield resp.read_stdout(timeout=0) or "", resp.read_stderr(timeout=0) or ""
+
+
+def _finish(resp: Any, what: str, deadline: float) -> str:
+    """Waits until the command ended; returns its stdout; raises unless it exited 0."""
+    out: list[str] = []
+    err: list[str] = []
+    for text, error in _frames(resp, what, deadline):
+        out.append(text)
+        err.append(error)
     code = resp.returncode
     if code != 0:
         detail = "".join(err).strip().splitlines()
@@ -115,13 +126,9 @@ def fetch(api: client.ApiClient, node: str, name: str, dest: Path, expected: Dig
         err: list[str] = []
         with part.open("wb") as out:
             decoder = Decoder(out)
-            while resp.is_open():
-                if time.monotonic() > deadline:
-                    resp.close()
-                    raise CopyFailed(f"{what}: no end within {TIMEOUT:.0f} s")
-                resp.update(timeout=1)
-                decoder.feed((resp.read_stdout() or "").encode("ascii"))
-                err.append(resp.read_stderr() or "")
+            for text, error in _frames(resp, what, deadline):
+                decoder.feed(text.encode("ascii"))
+                err.append(error)
             if resp.returncode != 0:
                 detail = "".join(err).strip().splitlines()
                 raise CopyFailed(f"{what}: {detail[-1] if detail else 'failed'}")

@@ -33,6 +33,7 @@ so running it again after a partial run is safe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -66,6 +67,10 @@ logger = logging.getLogger(__name__)
 STAGE_TIMEOUT = 150.0
 """Seconds for ``etcd-stage`` (it waits up to 120 s for the member's etcd to run)."""
 SNAPSHOT_TIMEOUT = 240.0
+SNAPSHOT_ORDER_TTL = 20.0
+"""Seconds the snapshot's order may wait for its agent (it is picked up within a second
+or two); the restore starts only after it expired (see ``restore``)."""
+STATUS_TIMEOUT = 30.0
 RESTORE_LEAD = 5.0
 """Seconds from creating the restore orders to their common start: every agent has
 picked its order up by then (its tick is 1 s), so that the members stop together."""
@@ -123,9 +128,15 @@ def snapshot_name(rid: str) -> str:
 
 
 def _once(
-    orders: Orders, node: str, fault: str, params: dict[str, str], timeout: float
+    orders: Orders,
+    node: str,
+    fault: str,
+    params: dict[str, str],
+    timeout: float,
+    *,
+    ttl: float | None = None,
 ) -> dict[str, str]:
-    name = order_once(orders, node, fault, params, ttl=timeout)
+    name = order_once(orders, node, fault, params, ttl=ttl or timeout)
     return collect_once(orders, name, timeout=timeout)
 
 
@@ -202,9 +213,12 @@ def restore(orders: Orders, args: dict[str, Any]) -> dict[str, Any]:
     distribute(api, nodes, snapshot, rid, Digest(size, sha))
     initial_cluster = ",".join(f"{m['name']}={m['peer_url']}" for m in members)
     # Every order while the API still serves, one start for all: from then on the API is
-    # gone and each agent restores its member by itself.
-    not_before = time.time() + RESTORE_LEAD
-    names = {}
+    # gone and each agent restores its member by itself. Not before the snapshot's own
+    # order expired: the restored etcd holds that order as it was (Pending), and an agent
+    # must find it expired rather than carry it out again.
+    not_before = max(time.time() + RESTORE_LEAD, float(args.get("snapshot_order_expires", 0)) + 1)
+    bump = _bump_revision(api)
+    names = []
     for member in members:
         params = {
             "rid": rid,
@@ -214,22 +228,77 @@ def restore(orders: Orders, args: dict[str, Any]) -> dict[str, Any]:
             "initial_cluster": initial_cluster,
             "not_before": f"{not_before:.3f}",
             "sha256": sha,
+            "bump_revision": str(bump),
         }
-        names[member["node"]] = order_once(
-            orders, member["node"], "etcd-restore", params, ttl=RESTORE_LEAD + RESTORE_TIMEOUT
-        )
-    api_back = _wait_api(_quiet(api), RESTORE_LEAD + RESTORE_TIMEOUT, since=not_before)
-    reports: dict[str, dict[str, str]] = {}
-    failed = []
-    for node, name in names.items():
-        left = max(30.0, not_before + RESTORE_TIMEOUT - time.time())
-        try:
-            reports[node] = collect_once(orders, name, timeout=left, through_outage=True)
-        except FaultFailed as e:
-            failed.append(f"{node}: {e}")
+        ttl = not_before - time.time() + RESTORE_TIMEOUT
+        names.append(order_once(orders, member["node"], "etcd-restore", params, ttl=ttl))
+    api_back = _wait_api(_quiet(api), not_before - time.time() + RESTORE_TIMEOUT, since=not_before)
+    # The restore orders are gone with the restore (made after the snapshot): each agent
+    # left its member's outcome on its node, asked for with a new order.
+    reports = _restore_outcomes(orders, nodes, rid, deadline=not_before + RESTORE_TIMEOUT)
+    for name in names:
+        with contextlib.suppress(Exception):  # there only if the API never went away
+            orders.delete(name)
+    failed = [
+        f"{node}: {r.get('message', r['state'])}"
+        for node, r in reports.items()
+        if r["state"] != "done"
+    ]
     if failed:
         raise FaultFailed("etcd restore failed on " + "; ".join(failed))
     return {"api_back_after_s": api_back, "members": reports}
+
+
+BUMP_MARGIN = 1_000_000_000
+"""Revisions added past the API's current one: the writes until the members stop, many
+times over."""
+
+
+def _bump_revision(api: client.ApiClient) -> int:
+    """How far the restored revision must jump: past every revision a client may have seen
+    (the API's current one, plus a margin), so that every watcher re-lists instead of
+    waiting for a revision the restored etcd reaches only later. A fixed jump fails on a
+    second restore from the same snapshot: it lands below what the first one served."""
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
+    try:
+        listed = client.CoreV1Api(api).list_namespace(limit=1, _request_timeout=10)
+        current = int(listed.metadata.resource_version)
+    except (client.ApiException, HTTPError, OSError, TypeError, ValueError) as e:
+        raise FaultFailed(f"etcd restore: reading the API's current revision: {e}") from e
+    return current + BUMP_MARGIN
+
+
+NOT_STARTED_GRACE = 60.0
+"""Seconds after the API is back for a member whose agent says its restore never ran
+(it did not see its order before the API went away) before that counts as failed."""
+
+
+def _restore_outcomes(
+    orders: Orders, nodes: list[str], rid: str, *, deadline: float
+) -> dict[str, dict[str, str]]:
+    """Each member's restore outcome (state done or failed), asking its agent until then."""
+    outcomes: dict[str, dict[str, str]] = {}
+    grace = time.time() + NOT_STARTED_GRACE
+    while True:
+        for node in nodes:
+            if node in outcomes:
+                continue
+            try:
+                found = _once(orders, node, "etcd-restore-status", {"rid": rid}, STATUS_TIMEOUT)
+            except FaultFailed as e:
+                logger.debug("asking %s for its restore: %s", node, e)
+                continue
+            if found.get("state") in ("done", "failed"):
+                outcomes[node] = found
+            elif found.get("state") == "none" and time.time() > grace:
+                outcomes[node] = {"state": "failed", "message": "its restore never ran"}
+        if len(outcomes) == len(nodes):
+            return outcomes
+        if time.time() > deadline:
+            missing = ", ".join(n for n in nodes if n not in outcomes)
+            raise FaultFailed(f"etcd restore: no outcome from {missing} in time")
+        time.sleep(1)
 
 
 @undo_op("etcd-restore")
@@ -387,7 +456,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         namespace = self.params.namespace
         planes = [m.node for m in members]
         started = time.monotonic()
-        host_snapshot, expected = _snapshot(env, orders, source, rid)
+        host_snapshot, expected, order_expires = _snapshot(env, orders, source, rid)
         details["snapshot_s"] = round(time.monotonic() - started, 2)
         details["snapshot_bytes"] = expected.size
         env.mark("etcd-snapshot", source, {"bytes": expected.size})
@@ -399,6 +468,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
             "restore_id": rid,
             "snapshot": str(host_snapshot),
             "sha256": expected.sha256,
+            "snapshot_order_expires": round(order_expires + 1, 3),
             "members": [m.to_dict() for m in members],
         }
         change = record(
@@ -465,18 +535,22 @@ def snapshot_path(settings: Settings, cluster: str, rid: str) -> Path:
     return settings.cache_dir / "state" / "snapshots" / f"{cluster}-{rid}.db"
 
 
-def _snapshot(env: FaultEnv, orders: Orders, source: str, rid: str) -> tuple[Path, Digest]:
-    """Takes the snapshot on ``source`` and copies it to the host (checked)."""
+def _snapshot(env: FaultEnv, orders: Orders, source: str, rid: str) -> tuple[Path, Digest, float]:
+    """Takes the snapshot on ``source`` and copies it to the host (checked); returns
+    where, what, and when the snapshot's order expires."""
     from chaoskit.agent import files  # noqa: PLC0415 - heavy: only when acting
 
-    info = _once(orders, source, "etcd-snapshot", {"rid": rid}, SNAPSHOT_TIMEOUT)
+    expires = time.time() + SNAPSHOT_ORDER_TTL
+    info = _once(
+        orders, source, "etcd-snapshot", {"rid": rid}, SNAPSHOT_TIMEOUT, ttl=SNAPSHOT_ORDER_TTL
+    )
     expected = files.Digest(int(info["bytes"]), info["sha256"])
     host_snapshot = snapshot_path(env.settings, env.target.cluster, rid)
     try:
         files.fetch(orders.custom.api_client, source, snapshot_name(rid), host_snapshot, expected)
     except OperationFailed as e:
         raise FaultFailed(f"etcd snapshot from {source}: {e}") from e
-    return host_snapshot, expected
+    return host_snapshot, expected, expires
 
 
 def _write_marker(core: client.CoreV1Api, namespace: str, name: str) -> None:

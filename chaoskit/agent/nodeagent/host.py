@@ -12,6 +12,7 @@ one more pair registered in FAULTS.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -392,6 +393,8 @@ ETCDUTL_IN_IMAGE = "/usr/local/bin/etcdutl"
 """Where etcd's own image keeps etcdutl (the member's version, taken while it runs)."""
 ETCDUTL = "etcdutl"
 BUMP_REVISION = "1000000000"
+"""The default of ``bump_revision``; the harness passes one past every revision clients
+may have seen (a second restore from the same snapshot must still move forward)."""
 ETCD_RUNNING_TIMEOUT = 120.0
 """Seconds a member's etcd may take to be running (a fault may just have brought it back)."""
 SNAPSHOT_TIMEOUT = 180.0
@@ -553,7 +556,33 @@ def _wait_stopped(host: Host, containers: tuple[str, ...]) -> None:
             time.sleep(0.25)
 
 
+def result_name(rid: str) -> str:
+    return f"restore-{rid}.json"
+
+
+def _write_result(host: Host, rid: str, result: Mapping[str, str]) -> None:
+    host.files_dir.mkdir(parents=True, exist_ok=True)
+    tmp = host.files_dir / (result_name(rid) + ".part")
+    tmp.write_text(json.dumps(dict(result)))
+    tmp.replace(host.files_dir / result_name(rid))
+
+
 def _etcd_restore(host: Host, params: Mapping[str, str]) -> Info:
+    """Restores the member and leaves the outcome in ``restore-<rid>.json`` for
+    ``etcd-restore-status``: the order itself does not outlive the restore (it was
+    created after the snapshot, so the restored etcd never held it)."""
+    rid = _rid(params)
+    _write_result(host, rid, {"state": "running"})
+    try:
+        info = _restore_member(host, params)
+    except (FaultRefused, HostFailed, OSError) as e:
+        _write_result(host, rid, {"state": "failed", "message": str(e)})
+        raise
+    _write_result(host, rid, {"state": "done", **info})
+    return info
+
+
+def _restore_member(host: Host, params: Mapping[str, str]) -> Info:
     """The whole restore of one member, on its own: the API is gone while it runs.
 
     At ``not_before`` (the same wall time on every member, so that they stop together):
@@ -570,6 +599,9 @@ def _etcd_restore(host: Host, params: Mapping[str, str]) -> Info:
         "data_dir": _data_dir(param(params, "data_dir")),
     }
     initial_cluster = param(params, "initial_cluster")
+    bump = params.get("bump_revision", BUMP_REVISION)
+    if not bump.isdigit():
+        raise FaultRefused(f"bump_revision {bump!r} is not a number")
     try:
         not_before = float(param(params, "not_before"))
     except ValueError as e:
@@ -604,7 +636,7 @@ def _etcd_restore(host: Host, params: Mapping[str, str]) -> Info:
             initial_cluster,
             member["peer_url"],
             member["data_dir"],
-            BUMP_REVISION,
+            bump,
             timeout=RESTORE_TIMEOUT,
         )
         info["restored_after_s"] = f"{time.monotonic() - started:.2f}"
@@ -624,6 +656,25 @@ def _put_back(host: Host, params: Mapping[str, str], info: Mapping[str, str]) ->
 register(NodeFault("etcd-restore", _etcd_restore, _put_back, one_shot=True))
 
 
+def _etcd_restore_status(host: Host, params: Mapping[str, str]) -> Info:
+    """What ``etcd-restore`` left: state running, done or failed; "none" if it never ran."""
+    path = host.files_dir / result_name(_rid(params))
+    try:
+        found = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"state": "none"}
+    except ValueError as e:
+        raise HostFailed(f"{path} on {host.node} is damaged: {e}") from e
+    return {str(k): str(v) for k, v in dict(found).items()}
+
+
+register(
+    NodeFault(
+        "etcd-restore-status", _etcd_restore_status, lambda host, params, info: None, one_shot=True
+    )
+)
+
+
 def _etcd_drill_cleanup(host: Host, params: Mapping[str, str]) -> Info:
     """Removes the drill's files: the data from before the restore, the snapshot (it holds
     every Secret of the cluster) and etcdutl."""
@@ -631,7 +682,13 @@ def _etcd_drill_cleanup(host: Host, params: Mapping[str, str]) -> Info:
     data = _data_dir(param(params, "data_dir"))
     host.run("rm", "-rf", f"{data}.pre-{rid}", f"{data}.restore-{rid}")
     host.run("rm", "-f", f"{data}/chaoskit-snapshot-{rid}.db")
-    names = (snapshot_name(rid), snapshot_name(rid) + ".part", ETCDUTL, ETCDUTL + ".part")
+    names = (
+        snapshot_name(rid),
+        snapshot_name(rid) + ".part",
+        ETCDUTL,
+        ETCDUTL + ".part",
+        result_name(rid),
+    )
     for name in names:
         (host.files_dir / name).unlink(missing_ok=True)
     left = [name for name in names if (host.files_dir / name).exists()]

@@ -17,6 +17,7 @@ import pytest
 from chaoskit.agent.nodeagent import host as h
 from chaoskit.agent.nodeagent import orders as o
 from chaoskit.agent.nodeagent.daemon import Agent
+from chaoskit.agent.nodeagent.kube import ApiUnavailable
 from chaoskit.agent.nodeagent.store import Store
 from tests.unit.agent.test_daemon import FakeApi
 
@@ -160,7 +161,8 @@ def test_snapshot_lands_in_the_drill_folder_and_nowhere_else(tmp_path: Path) -> 
 def test_restore_holds_both_down_restores_and_puts_etcd_back_first(tmp_path: Path) -> None:
     node = _node(tmp_path)
     _stage(node)
-    info = h.FAULTS["etcd-restore"].apply(node, _restore_params(tmp_path))
+    params = _restore_params(tmp_path, bump_revision="1000084211")
+    info = h.FAULTS["etcd-restore"].apply(node, params)
     (script,) = _restores(node)
     assert script[4:] == (
         str(node.files_dir / "etcdutl"),
@@ -170,7 +172,7 @@ def test_restore_holds_both_down_restores_and_puts_etcd_back_first(tmp_path: Pat
         "cp1=https://172.18.0.3:2380",
         "https://172.18.0.3:2380",
         str(tmp_path / "etcd"),
-        h.BUMP_REVISION,
+        "1000084211",
     )
     assert "--bump-revision" in script[2] and "--mark-compacted" in script[2]
     assert '--initial-cluster-token "chaoskit-$rid"' in script[2]
@@ -207,6 +209,7 @@ def test_a_member_that_does_not_stop_fails_and_is_put_back(
         ({"sha256": "0" * 64}, "SHA-256 differs"),
         ({"rid": "../x"}, "hex digits"),
         ({"not_before": "soon"}, "is not a time"),
+        ({"bump_revision": "1e9; rm -rf /"}, "is not a number"),
     ],
 )
 def test_restore_refuses_before_it_takes_anything_down(
@@ -247,9 +250,47 @@ def test_cleanup_removes_the_snapshot_etcdutl_and_the_old_data(tmp_path: Path) -
         h.FAULTS["etcd-drill-cleanup"].apply(node, {"rid": RID, "data_dir": "/"})
 
 
-def test_the_agent_reports_a_restore_once_the_api_it_took_away_is_back(tmp_path: Path) -> None:
-    api = FakeApi()
-    node = _node(tmp_path, during_restore=lambda: setattr(api, "down", True))
+def _status(node: FakeNode) -> dict[str, str]:
+    return h.FAULTS["etcd-restore-status"].apply(node, {"rid": RID})
+
+
+def test_the_restores_outcome_stays_on_the_node_for_etcd_restore_status(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    assert _status(node) == {"state": "none"}
+    _stage(node)
+    h.FAULTS["etcd-restore"].apply(node, _restore_params(tmp_path))
+    assert _status(node)["state"] == "done"
+    assert "restored_after_s" in _status(node)
+    failing = _node(tmp_path / "other", fail=("snapshot restore",))
+    _stage(failing)
+    with pytest.raises(h.HostFailed):
+        h.FAULTS["etcd-restore"].apply(failing, _restore_params(tmp_path / "other"))
+    assert _status(failing)["state"] == "failed"
+    assert "failed" in _status(failing)["message"]
+    h.FAULTS["etcd-drill-cleanup"].apply(node, {"rid": RID, "data_dir": str(tmp_path / "etcd")})
+    assert _status(node) == {"state": "none"}
+
+
+class GoneApi(FakeApi):
+    """Like the API: an order that is not there any more is a 404 (ApiUnavailable)."""
+
+    def write_status(self, name: str, status: dict[str, Any]) -> None:
+        if name not in self.objects:
+            raise ApiUnavailable(f"PATCH {name}: HTTP 404 Not Found")
+        super().write_status(name, status)
+
+
+def test_an_agent_whose_restore_took_the_api_and_its_order_away_carries_on(
+    tmp_path: Path,
+) -> None:
+    api = GoneApi()
+
+    def api_goes_away() -> None:
+        api.down = True
+        # The restored etcd never held this order (it was made after the snapshot).
+        del api.objects["restore-cp1"]
+
+    node = _node(tmp_path, during_restore=api_goes_away)
     _stage(node)
     agent = Agent(node, api, Store(tmp_path / "orders.json"))
     agent.start()
@@ -258,14 +299,11 @@ def test_the_agent_reports_a_restore_once_the_api_it_took_away_is_back(tmp_path:
     )
     obj["metadata"]["uid"] = "uid-restore"
     api.objects["restore-cp1"] = obj
-    agent.tick()  # applies; the API goes away meanwhile (status and expiry not reachable)
+    agent.tick()  # applies; the API goes away meanwhile (its status is not written)
     assert _manifests(node) == ["etcd.yaml", "kube-apiserver.yaml"]
-    assert "status" not in api.objects["restore-cp1"]
     assert agent.entries["uid-restore"].phase == "Undone"
     agent.tick()  # still down: nothing crashes, nothing is lost
     api.down = False
-    agent.tick()
-    status = api.objects["restore-cp1"]["status"]
-    assert status["phase"] == "Undone"
-    assert status["info"]["member"] == "cp1"
-    assert "restored_after_s" in status["info"]
+    agent.tick()  # back, without the order: the entry is forgotten, the outcome stays
+    assert agent.entries == {}
+    assert _status(node)["state"] == "done"

@@ -105,3 +105,33 @@ def test_an_unexpected_digest_answer_is_an_error() -> None:
     assert harness.parse_digest("missing") is None
     with pytest.raises(harness.CopyFailed, match="unexpected digest answer"):
         harness.parse_digest("Traceback (most recent call last):")
+
+
+class _LastFrameWithTheEnd:
+    """An exec stream whose last stdout frame comes in with the end, during the stderr
+    read (the Kubernetes client reads every frame that is there, of any channel)."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.stdout = ["QUJD"]
+        self.rounds = 0
+
+    def is_open(self) -> bool:
+        return self.open
+
+    def update(self, timeout: float = 0) -> None:
+        self.rounds += 1
+
+    def read_stdout(self, timeout: float = 0) -> str:
+        return self.stdout.pop(0) if self.stdout else ""
+
+    def read_stderr(self, timeout: float = 0) -> str:
+        if self.rounds == 2:
+            self.stdout.append("REVG")
+            self.open = False
+        return ""
+
+
+def test_the_stdout_that_came_in_with_the_end_is_read_too() -> None:
+    text = "".join(out for out, _ in harness._frames(_LastFrameWithTheEnd(), "x", 1e12))
+    assert base64.b64decode(text) == b"ABCDEF"

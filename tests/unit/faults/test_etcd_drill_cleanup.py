@@ -46,6 +46,8 @@ class FakeOrders:
             phase, info = "Failed", {}
         else:
             phase, info = "Undone", self.agent(node, fault, params)
+        if fault == "etcd-restore-status" and node in self.fail.get("etcd-restore", ()):
+            phase, info = "Undone", {"state": "failed", "message": "etcdutl: no space left"}
         self.orders[name] = Order(
             name, "uid-" + name, node, fault, dict(params), time.time() + kw["ttl"], phase,
             f"{fault} failed on {node}" if phase == "Failed" else "", info,
@@ -59,8 +61,8 @@ class FakeOrders:
         if fault == "etcd-snapshot":
             sha = hashlib.sha256(SNAPSHOT).hexdigest()
             return {"bytes": str(len(SNAPSHOT)), "sha256": sha}
-        if fault == "etcd-restore":
-            return {"restored_after_s": "2.50", "started_late_s": "0.10"}
+        if fault == "etcd-restore-status":
+            return {"state": "done", "restored_after_s": "2.50", "started_late_s": "0.10"}
         return {}
 
     def get(self, name: str) -> Order:
@@ -94,6 +96,7 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(etcd_drill, "_quiet", lambda api: api)
     monkeypatch.setattr(etcd_drill, "_wait_api", lambda api, timeout, since=None: 12.5)
     monkeypatch.setattr(etcd_drill, "RESTORE_LEAD", 0.0)
+    monkeypatch.setattr(etcd_drill, "_bump_revision", lambda api: 1_000_084_211)
     return pushed
 
 
@@ -144,6 +147,7 @@ def test_the_drill_orders_every_restore_together_with_one_start(
     drill: etcd_drill.EtcdRestoreDrill, copies: list[str], tmp_path: Path
 ) -> None:
     orders = FakeOrders()
+    started = time.time()
     details = drill.inject(_env(tmp_path, orders), _victim(), _record)
     restores = orders.faults("etcd-restore")
     assert [node for node, _, _ in restores] == list(PLANES)
@@ -152,6 +156,13 @@ def test_the_drill_orders_every_restore_together_with_one_start(
         "cp1=https://cp1:2380,cp2=https://cp2:2380,cp3=https://cp3:2380"
     }
     assert all(ttl >= etcd_drill.RESTORE_TIMEOUT for _, _, ttl in restores)
+    assert {params["bump_revision"] for _, params, _ in restores} == {"1000084211"}
+    # The snapshot's order (in the snapshot, Pending) has expired when the restore starts.
+    ((_, _, snapshot_ttl),) = orders.faults("etcd-snapshot")
+    assert snapshot_ttl == etcd_drill.SNAPSHOT_ORDER_TTL
+    assert float(restores[0][1]["not_before"]) > started + snapshot_ttl
+    # Each member's outcome was asked for with a new order (the restore's are gone).
+    assert [node for node, _, _ in orders.faults("etcd-restore-status")] == list(PLANES)
     # The snapshot went to every member before the restore; then every copy went away.
     rid = restores[0][1]["rid"]
     assert set(copies) == {f"{n}:{etcd_drill.snapshot_name(rid)}" for n in PLANES}
@@ -212,7 +223,7 @@ def test_a_member_whose_restore_failed_fails_the_undo_and_keeps_the_snapshot(
     args = {"restore_id": "abc123", "snapshot": str(snapshot), "members": members}
     orders = FakeOrders(fail={"etcd-restore": ("cp2",)})
     hands = Hands(cast(NodeOps, None), lambda n, e: None, lambda: cast(Orders, orders))
-    with caplog.at_level(logging.WARNING), pytest.raises(FaultFailed, match="cp2"):
+    with caplog.at_level(logging.WARNING), pytest.raises(FaultFailed, match="cp2: etcdutl"):
         etcd_drill._restore_op(hands, args)
     assert snapshot.exists()
     assert "kept for 'chaoskit recover'" in caplog.text
