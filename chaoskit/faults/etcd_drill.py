@@ -236,9 +236,12 @@ def restore(orders: Orders, args: dict[str, Any]) -> dict[str, Any]:
     # The restore orders are gone with the restore (made after the snapshot): each agent
     # left its member's outcome on its node, asked for with a new order.
     reports = _restore_outcomes(orders, nodes, rid, deadline=not_before + RESTORE_TIMEOUT)
-    for name in names:
-        with contextlib.suppress(Exception):  # there only if the API never went away
-            orders.delete(name)
+    # The restore orders are there only if the API never went away; the snapshot's order
+    # is back with the snapshot (its agent marked it Expired).
+    for name in [*names, str(args.get("snapshot_order", ""))]:
+        with contextlib.suppress(Exception):
+            if name:
+                orders.delete(name)
     failed = [
         f"{node}: {r.get('message', r['state'])}"
         for node, r in reports.items()
@@ -456,7 +459,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
         namespace = self.params.namespace
         planes = [m.node for m in members]
         started = time.monotonic()
-        host_snapshot, expected, order_expires = _snapshot(env, orders, source, rid)
+        host_snapshot, expected, order, order_expires = _snapshot(env, orders, source, rid)
         details["snapshot_s"] = round(time.monotonic() - started, 2)
         details["snapshot_bytes"] = expected.size
         env.mark("etcd-snapshot", source, {"bytes": expected.size})
@@ -468,6 +471,7 @@ class EtcdRestoreDrill(Fault[DrillParams]):
             "restore_id": rid,
             "snapshot": str(host_snapshot),
             "sha256": expected.sha256,
+            "snapshot_order": order,
             "snapshot_order_expires": round(order_expires + 1, 3),
             "members": [m.to_dict() for m in members],
         }
@@ -535,22 +539,23 @@ def snapshot_path(settings: Settings, cluster: str, rid: str) -> Path:
     return settings.cache_dir / "state" / "snapshots" / f"{cluster}-{rid}.db"
 
 
-def _snapshot(env: FaultEnv, orders: Orders, source: str, rid: str) -> tuple[Path, Digest, float]:
+def _snapshot(
+    env: FaultEnv, orders: Orders, source: str, rid: str
+) -> tuple[Path, Digest, str, float]:
     """Takes the snapshot on ``source`` and copies it to the host (checked); returns
     where, what, and when the snapshot's order expires."""
     from chaoskit.agent import files  # noqa: PLC0415 - heavy: only when acting
 
     expires = time.time() + SNAPSHOT_ORDER_TTL
-    info = _once(
-        orders, source, "etcd-snapshot", {"rid": rid}, SNAPSHOT_TIMEOUT, ttl=SNAPSHOT_ORDER_TTL
-    )
+    name = order_once(orders, source, "etcd-snapshot", {"rid": rid}, ttl=SNAPSHOT_ORDER_TTL)
+    info = collect_once(orders, name, timeout=SNAPSHOT_TIMEOUT)
     expected = files.Digest(int(info["bytes"]), info["sha256"])
     host_snapshot = snapshot_path(env.settings, env.target.cluster, rid)
     try:
         files.fetch(orders.custom.api_client, source, snapshot_name(rid), host_snapshot, expected)
     except OperationFailed as e:
         raise FaultFailed(f"etcd snapshot from {source}: {e}") from e
-    return host_snapshot, expected, expires
+    return host_snapshot, expected, name, expires
 
 
 def _write_marker(core: client.CoreV1Api, namespace: str, name: str) -> None:

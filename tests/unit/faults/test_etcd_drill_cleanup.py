@@ -37,11 +37,20 @@ class FakeOrders:
         self.created: list[tuple[str, str, dict[str, str], float]] = []
         self.orders: dict[str, Order] = {}
         self.fail = fail or {}
+        self.in_snapshot = ""
         self.custom = SimpleNamespace(api_client=object())
 
     def create(self, node: str, fault: str, params: Mapping[str, str], **kw: Any) -> str:
         name = kw["name"]
         self.created.append((node, fault, dict(params), kw["ttl"]))
+        if fault == "etcd-snapshot":
+            self.in_snapshot = name
+        if fault == "etcd-restore" and self.in_snapshot:
+            # The restored etcd holds the snapshot's order as it was (Pending).
+            snapshot = self.in_snapshot
+            self.orders[snapshot] = Order(
+                snapshot, "uid", "cp1", "etcd-snapshot", {}, 0.0, "Expired"
+            )
         if node in self.fail.get(fault, ()):
             phase, info = "Failed", {}
         else:
@@ -163,6 +172,7 @@ def test_the_drill_orders_every_restore_together_with_one_start(
     assert float(restores[0][1]["not_before"]) > started + snapshot_ttl
     # Each member's outcome was asked for with a new order (the restore's are gone).
     assert [node for node, _, _ in orders.faults("etcd-restore-status")] == list(PLANES)
+    assert orders.orders == {}, "no order is left, the snapshot's own included"
     # The snapshot went to every member before the restore; then every copy went away.
     rid = restores[0][1]["rid"]
     assert set(copies) == {f"{n}:{etcd_drill.snapshot_name(rid)}" for n in PLANES}
