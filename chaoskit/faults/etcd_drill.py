@@ -217,7 +217,7 @@ def restore(orders: Orders, args: dict[str, Any]) -> dict[str, Any]:
     # order expired: the restored etcd holds that order as it was (Pending), and an agent
     # must find it expired rather than carry it out again.
     not_before = max(time.time() + RESTORE_LEAD, float(args.get("snapshot_order_expires", 0)) + 1)
-    bump = _bump_revision(api)
+    floor = _min_revision(api)
     names = []
     for member in members:
         params = {
@@ -228,7 +228,7 @@ def restore(orders: Orders, args: dict[str, Any]) -> dict[str, Any]:
             "initial_cluster": initial_cluster,
             "not_before": f"{not_before:.3f}",
             "sha256": sha,
-            "bump_revision": str(bump),
+            "min_revision": str(floor),
         }
         ttl = not_before - time.time() + RESTORE_TIMEOUT
         names.append(order_once(orders, member["node"], "etcd-restore", params, ttl=ttl))
@@ -252,16 +252,15 @@ def restore(orders: Orders, args: dict[str, Any]) -> dict[str, Any]:
     return {"api_back_after_s": api_back, "members": reports}
 
 
-BUMP_MARGIN = 1_000_000_000
-"""Revisions added past the API's current one: the writes until the members stop, many
-times over."""
+REVISION_MARGIN = 1_000_000
+"""Revisions past the API's current one where the restored etcd starts: the writes until
+the members stop, many times over."""
 
 
-def _bump_revision(api: client.ApiClient) -> int:
-    """How far the restored revision must jump: past every revision a client may have seen
+def _min_revision(api: client.ApiClient) -> int:
+    """Where the restored revision must start: past every revision a client may have seen
     (the API's current one, plus a margin), so that every watcher re-lists instead of
-    waiting for a revision the restored etcd reaches only later. A fixed jump fails on a
-    second restore from the same snapshot: it lands below what the first one served."""
+    waiting for a revision the restored etcd reaches only later."""
     from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
 
     try:
@@ -269,7 +268,7 @@ def _bump_revision(api: client.ApiClient) -> int:
         current = int(listed.metadata.resource_version)
     except (client.ApiException, HTTPError, OSError, TypeError, ValueError) as e:
         raise FaultFailed(f"etcd restore: reading the API's current revision: {e}") from e
-    return current + BUMP_MARGIN
+    return current + REVISION_MARGIN
 
 
 NOT_STARTED_GRACE = 60.0

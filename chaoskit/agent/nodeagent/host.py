@@ -393,8 +393,8 @@ ETCDUTL_IN_IMAGE = "/usr/local/bin/etcdutl"
 """Where etcd's own image keeps etcdutl (the member's version, taken while it runs)."""
 ETCDUTL = "etcdutl"
 BUMP_REVISION = "1000000000"
-"""The default of ``bump_revision``; the harness passes one past every revision clients
-may have seen (a second restore from the same snapshot must still move forward)."""
+"""The jump without ``min_revision`` (the harness passes that: the API's current revision
+plus a margin, so that a second restore from the same snapshot still moves forward)."""
 ETCD_RUNNING_TIMEOUT = 120.0
 """Seconds a member's etcd may take to be running (a fault may just have brought it back)."""
 SNAPSHOT_TIMEOUT = 180.0
@@ -536,6 +536,19 @@ mv "$new" "$data"
 """
 
 
+def _bump(host: Host, etcdutl: Path, snapshot: Path, floor: int) -> str:
+    """How far the restored revision jumps so that it starts at ``floor``: past every
+    revision a client may have seen, so that every watcher re-lists (a fixed jump lands a
+    second restore from the same snapshot below what the first one served; a jump by the
+    current revision would double it at every restore)."""
+    status = host.run(str(etcdutl), "snapshot", "status", str(snapshot), "--write-out=json")
+    try:
+        revision = int(json.loads(status.stdout)["revision"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise HostFailed(f"etcdutl snapshot status on {host.node}: {e}") from e
+    return str(max(1, floor - revision))
+
+
 def _move_out(host: Host, manifest: str) -> None:
     if (host.manifests / manifest).is_file():
         host.held.mkdir(exist_ok=True)
@@ -599,9 +612,9 @@ def _restore_member(host: Host, params: Mapping[str, str]) -> Info:
         "data_dir": _data_dir(param(params, "data_dir")),
     }
     initial_cluster = param(params, "initial_cluster")
-    bump = params.get("bump_revision", BUMP_REVISION)
-    if not bump.isdigit():
-        raise FaultRefused(f"bump_revision {bump!r} is not a number")
+    floor = params.get("min_revision", "")
+    if floor and not floor.isdigit():
+        raise FaultRefused(f"min_revision {floor!r} is not a number")
     try:
         not_before = float(param(params, "not_before"))
     except ValueError as e:
@@ -616,6 +629,7 @@ def _restore_member(host: Host, params: Mapping[str, str]) -> Info:
     found = digest(snapshot)
     if params.get("sha256") and (found is None or found[1] != params["sha256"]):
         raise FaultRefused(f"the snapshot on {host.node} is not the drill's (SHA-256 differs)")
+    bump = _bump(host, etcdutl, snapshot, int(floor)) if floor else BUMP_REVISION
     time.sleep(max(0.0, not_before - time.time()))
     info = {"member": member["name"], "started_late_s": f"{time.time() - not_before:.2f}"}
     started = time.monotonic()

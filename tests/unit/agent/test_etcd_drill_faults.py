@@ -63,6 +63,8 @@ class FakeNode(h.Host):
             Path(argv[-1]).write_bytes(b"every secret")
         elif argv[0] == "mv" and not code:
             Path(argv[1]).replace(argv[2])
+        elif argv[1:3] == ("snapshot", "status"):
+            out = '{"hash":1,"revision":84211,"totalKey":900,"totalSize":16932896}'
         elif argv[0] == "cp" and not code:
             Path(argv[2]).write_bytes(b"#!etcdutl")
         elif argv[:2] == ("sh", "-c") and "snapshot restore" in argv[2]:
@@ -161,7 +163,7 @@ def test_snapshot_lands_in_the_drill_folder_and_nowhere_else(tmp_path: Path) -> 
 def test_restore_holds_both_down_restores_and_puts_etcd_back_first(tmp_path: Path) -> None:
     node = _node(tmp_path)
     _stage(node)
-    params = _restore_params(tmp_path, bump_revision="1000084211")
+    params = _restore_params(tmp_path, min_revision="1084211")
     info = h.FAULTS["etcd-restore"].apply(node, params)
     (script,) = _restores(node)
     assert script[4:] == (
@@ -172,7 +174,7 @@ def test_restore_holds_both_down_restores_and_puts_etcd_back_first(tmp_path: Pat
         "cp1=https://172.18.0.3:2380",
         "https://172.18.0.3:2380",
         str(tmp_path / "etcd"),
-        "1000084211",
+        "1000000",  # 1084211 minus the snapshot's revision: the restored etcd starts there
     )
     assert "--bump-revision" in script[2] and "--mark-compacted" in script[2]
     assert '--initial-cluster-token "chaoskit-$rid"' in script[2]
@@ -209,7 +211,7 @@ def test_a_member_that_does_not_stop_fails_and_is_put_back(
         ({"sha256": "0" * 64}, "SHA-256 differs"),
         ({"rid": "../x"}, "hex digits"),
         ({"not_before": "soon"}, "is not a time"),
-        ({"bump_revision": "1e9; rm -rf /"}, "is not a number"),
+        ({"min_revision": "1e9; rm -rf /"}, "is not a number"),
     ],
 )
 def test_restore_refuses_before_it_takes_anything_down(

@@ -105,7 +105,7 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(etcd_drill, "_quiet", lambda api: api)
     monkeypatch.setattr(etcd_drill, "_wait_api", lambda api, timeout, since=None: 12.5)
     monkeypatch.setattr(etcd_drill, "RESTORE_LEAD", 0.0)
-    monkeypatch.setattr(etcd_drill, "_bump_revision", lambda api: 1_000_084_211)
+    monkeypatch.setattr(etcd_drill, "_min_revision", lambda api: 1_084_211)
     return pushed
 
 
@@ -165,7 +165,7 @@ def test_the_drill_orders_every_restore_together_with_one_start(
         "cp1=https://cp1:2380,cp2=https://cp2:2380,cp3=https://cp3:2380"
     }
     assert all(ttl >= etcd_drill.RESTORE_TIMEOUT for _, _, ttl in restores)
-    assert {params["bump_revision"] for _, params, _ in restores} == {"1000084211"}
+    assert {params["min_revision"] for _, params, _ in restores} == {"1084211"}
     # The snapshot's order (in the snapshot, Pending) has expired when the restore starts.
     ((_, _, snapshot_ttl),) = orders.faults("etcd-snapshot")
     assert snapshot_ttl == etcd_drill.SNAPSHOT_ORDER_TTL
