@@ -72,12 +72,14 @@ def release_undo(order: str, node: str, description: str, expires_at: float) -> 
 
 @dataclass(frozen=True)
 class Hands:
-    """What an undo acts through: kind's node containers (power faults, the etcd drill)
-    and the agents' orders of the target (everything below the API)."""
+    """What an undo acts through: kind's node containers (power faults) and the agents'
+    orders of the target (everything below the API)."""
 
     nodes: NodeOps
     release: Callable[[str, float], None]
     """Releases an agent order (name, its last known expiry) and waits for the undo."""
+    orders: Callable[[], Orders]
+    """The agents' orders, for an undo that orders something new (the etcd restore)."""
 
     @classmethod
     def of(cls, nodes: NodeOps, orders: Callable[[], Orders]) -> Hands:
@@ -86,7 +88,7 @@ class Hands:
         def release(name: str, expires_at: float) -> None:
             release_order(orders(), name, expires_at=expires_at)
 
-        return cls(nodes, release)
+        return cls(nodes, release, orders)
 
 
 @dataclass
@@ -178,27 +180,10 @@ class NodeAgents:
         self, node: str, fault: str, params: Mapping[str, str], *, timeout: float = ONE_SHOT_TIMEOUT
     ) -> dict[str, str]:
         """A kill or a query: ordered, carried out once, reported; returns what the agent saw."""
-        from chaoskit.agent.client import new_name  # noqa: PLC0415 - heavy: only when acting
-
         self.ensure(node)
         orders = self.orders()
-        name = orders.create(
-            node,
-            fault,
-            params,
-            ttl=timeout,
-            name=new_name(fault),
-            run=self.run_id,
-            harness=harness_id(),
-        )
-        try:
-            order = wait_for_phase(orders, name, ("Undone",), timeout=timeout)
-        finally:
-            with contextlib.suppress(Exception):
-                orders.delete(name)
-        if order is None:
-            raise FaultFailed(f"{fault} on {node}: the API stopped answering before the agent did")
-        return dict(order.info)
+        name = order_once(orders, node, fault, params, ttl=timeout, run=self.run_id)
+        return collect_once(orders, name, timeout=timeout)
 
     def hold(
         self,
@@ -342,6 +327,41 @@ def wait_for_phase(
                 f"{timeout:.0f} s (is the agent running on that node?)"
             )
         time.sleep(0.2)
+
+
+def order_once(
+    orders: Orders, node: str, fault: str, params: Mapping[str, str], *, ttl: float, run: str = ""
+) -> str:
+    """Creates a one-shot order (a kill, a query, a step of the etcd drill); its name."""
+    from chaoskit.agent.client import new_name  # noqa: PLC0415 - heavy: only when acting
+
+    return orders.create(
+        node, fault, params, ttl=ttl, name=new_name(fault), run=run, harness=harness_id()
+    )
+
+
+def collect_once(
+    orders: Orders, name: str, *, timeout: float, through_outage: bool = False
+) -> dict[str, str]:
+    """Waits until the agent carried out one-shot order ``name``; deletes it; returns what
+    the agent reported. ``through_outage``: an API that stops answering meanwhile is waited
+    for (until ``timeout``) instead of failing the order."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            order = wait_for_phase(
+                orders, name, ("Undone",), timeout=max(0.0, deadline - time.monotonic())
+            )
+            if order is not None:
+                return dict(order.info)
+            if not through_outage or time.monotonic() > deadline:
+                raise FaultFailed(
+                    f"agent order {name}: the API stopped answering before the agent did"
+                )
+            time.sleep(1)
+    finally:
+        with contextlib.suppress(Exception):
+            orders.delete(name)
 
 
 def release_order(orders: Orders, name: str, *, expires_at: float = 0.0) -> None:

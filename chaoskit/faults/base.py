@@ -235,7 +235,11 @@ class FaultEnv:
 
     def hands(self) -> Hands:
         """What rollback acts through."""
-        return Hands(self.nodes, lambda name, expires_at: self.agents().release(name, expires_at))
+        return Hands(
+            self.nodes,
+            lambda name, expires_at: self.agents().release(name, expires_at),
+            lambda: self.agents().orders(),
+        )
 
     def close(self) -> None:
         """Stops renewing agent orders; removes the agent if this run installed it."""

@@ -1,10 +1,11 @@
-"""The node containers of a kind cluster, and what faults do inside them.
+"""The node containers of a kind cluster, and the power faults' Docker commands.
 
-Every kind node is a Docker container named after the node. Faults that act below the
-Kubernetes API (stopping a node, killing kubelet, etcd or a control-plane process, moving a
-static pod's manifest) run ``docker`` on the host and ``docker exec`` in the node, where
-systemd, crictl and the static pod manifests are. These work while the API is down, which
-is exactly when they are needed. Every command and its output are appended to one log.
+Every kind node is a Docker container named after the node. The power faults (stop,
+kill, pause, restart a node) run ``docker`` on the host; every other fault below the API
+is an order to the node agent (:mod:`chaoskit.faults.agentnodes`). What is left of
+``docker exec`` here undoes changes that older chaoskit versions recorded (a manifest
+moved, a unit stopped) for ``chaoskit recover``. Every command and its output are
+appended to one log.
 """
 
 from __future__ import annotations
@@ -52,23 +53,6 @@ def publishes_topology_ports(ports: str) -> bool:
         if arrow and container_port != API_SERVER_PORT:
             return True
     return False
-
-
-# Kills the main process of every running container that matches; prints "id pid" per kill.
-_KILL_CONTAINERS = r"""
-set -eu
-ns="$1"; container="$2"; pod="$3"; sig="$4"
-set -- --state running --label "io.kubernetes.pod.namespace=$ns" \
-  --label "io.kubernetes.container.name=$container"
-[ -n "$pod" ] && set -- "$@" --label "io.kubernetes.pod.name=$pod"
-ids=$(crictl ps -q "$@")
-[ -n "$ids" ] || { echo "no running container $container in $ns${pod:+/$pod}" >&2; exit 3; }
-for id in $ids; do
-  pid=$(crictl inspect -o go-template --template '{{.info.pid}}' "$id")
-  kill -s "$sig" "$pid"
-  echo "$id $pid"
-done
-"""
 
 
 class NodeOps:
@@ -152,71 +136,6 @@ class NodeOps:
     ) -> subprocess.CompletedProcess[str]:
         return self.exec(
             node, ["sh", "-c", script, "sh", *args], what=what, timeout=timeout, check=check
-        )
-
-    def kill_containers(
-        self, node: str, namespace: str, container: str, *, pod: str = "", signal: str = "KILL"
-    ) -> list[tuple[str, int]]:
-        """Sends ``signal`` to the main process of matching containers; returns (id, pid)."""
-        proc = self.sh(
-            node,
-            _KILL_CONTAINERS,
-            namespace,
-            container,
-            pod,
-            signal,
-            what=f"killing container {container} on {node}",
-        )
-        kills = []
-        for line in proc.stdout.split("\n"):
-            cid, _, pid = line.partition(" ")
-            if cid and pid.isdigit():
-                kills.append((cid, int(pid)))
-        return kills
-
-    def container_pid(self, node: str, namespace: str, container: str) -> int | None:
-        """The host-visible pid of a running container's main process, if there is one."""
-        proc = self.sh(
-            node,
-            'id=$(crictl ps -q --state running --label "io.kubernetes.pod.namespace=$1" '
-            '--label "io.kubernetes.container.name=$2" | head -n1); '
-            '[ -n "$id" ] && crictl inspect -o go-template --template "{{.info.pid}}" "$id"',
-            namespace,
-            container,
-            what=f"finding container {container} on {node}",
-            check=False,
-        )
-        text = proc.stdout.strip()
-        return int(text) if proc.returncode == 0 and text.isdigit() else None
-
-    def running_container_count(self, node: str, namespace: str, container: str) -> int:
-        proc = self.exec(
-            node,
-            [
-                "crictl",
-                "ps",
-                "-q",
-                "--state",
-                "running",
-                "--label",
-                f"io.kubernetes.pod.namespace={namespace}",
-                "--label",
-                f"io.kubernetes.container.name={container}",
-            ],
-            what=f"listing {container} containers on {node}",
-        )
-        return len(proc.stdout.split())
-
-    def hold_manifest(self, node: str, manifest: str) -> None:
-        """Moves a static pod manifest out of kubelet's folder: kubelet stops the pod."""
-        self.sh(
-            node,
-            'mkdir -p "$3"; if [ -f "$1/$2" ]; then mv "$1/$2" "$3/$2"; '
-            'elif [ ! -f "$3/$2" ]; then echo "no manifest $1/$2" >&2; exit 3; fi',
-            MANIFESTS,
-            manifest,
-            HELD_MANIFESTS,
-            what=f"holding down {manifest} on {node}",
         )
 
     def release_manifest(self, node: str, manifest: str) -> bool:

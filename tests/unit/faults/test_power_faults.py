@@ -1,6 +1,6 @@
-"""Power faults (docker stop/kill/pause/restart of a kind node container) and the etcd
-restore drill run only on chaoskit's own kind clusters: anywhere else they are refused with
-one line, before anything is chosen or changed."""
+"""Power faults (docker stop/kill/pause/restart of a kind node container) run only on
+chaoskit's own kind clusters: anywhere else they are refused with one line, before anything
+is chosen or changed. The etcd restore drill works through the node agent: any cluster."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def env(tmp_path: Path, *, managed: bool) -> FaultEnv:
     )
 
 
-def test_exactly_the_power_faults_and_the_drill_are_kind_only() -> None:
-    assert {c.name for c in registry.faults() if c.kind_only} == {*POWER, "etcd-restore-drill"}
+def test_exactly_the_power_faults_are_kind_only() -> None:
+    assert {c.name for c in registry.faults() if c.kind_only} == set(POWER)
 
 
 @pytest.mark.parametrize("name", POWER)
@@ -73,19 +73,16 @@ def test_a_power_fault_is_refused_off_chaoskits_kind_clusters(tmp_path: Path, na
     assert not (tmp_path / "cache").exists()  # no state file, no log: nothing changed
 
 
-def test_the_etcd_restore_drill_is_refused_off_chaoskits_kind_clusters(tmp_path: Path) -> None:
-    with pytest.raises(InvalidParam, match="etcd-restore-drill works through docker exec"):
-        plan(
-            env(tmp_path, managed=False),
-            "etcd-restore-drill",
-            ARGUMENTS["etcd-restore-drill"],
-            seed="0",
-        )
-
-
-@pytest.mark.parametrize("name", [*POWER, "etcd-restore-drill"])
-def test_on_chaoskits_kind_cluster_they_go_on_to_choose_victims(
-    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("name", "managed"),
+    [
+        *((name, True) for name in POWER),
+        ("etcd-restore-drill", True),
+        ("etcd-restore-drill", False),
+    ],
+)
+def test_where_they_may_act_they_go_on_to_choose_victims(
+    tmp_path: Path, name: str, managed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Past the target check, choosing victims lists the nodes: the fake says so.
     def inventory(self: FaultEnv) -> list[object]:
@@ -93,7 +90,7 @@ def test_on_chaoskits_kind_cluster_they_go_on_to_choose_victims(
 
     monkeypatch.setattr(FaultEnv, "inventory", inventory)
     with pytest.raises(AssertionError, match="the fault went on to list the nodes"):
-        plan(env(tmp_path, managed=True), name, ARGUMENTS.get(name, {}), seed="0")
+        plan(env(tmp_path, managed=managed), name, ARGUMENTS.get(name, {}), seed="0")
 
 
 def test_other_faults_are_not_refused_by_the_target_check(tmp_path: Path) -> None:
