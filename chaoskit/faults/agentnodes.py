@@ -48,6 +48,8 @@ unit kill waits up to 30 s for systemd's restart)."""
 HOLD_TIMEOUT = 120.0
 """Seconds for a hold to take effect (a static pod hold waits until kubelet stopped it)."""
 RELEASE_TIMEOUT = 60.0
+UNAVAILABLE_AFTER = 8.0
+"""Seconds of failing requests after which an order's wait says the API is gone."""
 """Seconds for the agent to undo a released order, once the API answers."""
 HOLD_MARGIN = 15.0
 """Seconds past a hold's duration at which the agent ends it by itself (the time to
@@ -312,15 +314,24 @@ def wait_for_phase(
     orders: Orders, name: str, phases: tuple[str, ...], *, timeout: float
 ) -> Order | None:
     """The order once the agent wrote one of ``phases``; None if the API stopped
-    answering meanwhile. A Failed order, or none of ``phases`` in time, raises."""
+    answering meanwhile (for ``UNAVAILABLE_AFTER`` seconds: one API server of several
+    failing a request while its own etcd member stops is not the API gone). A Failed
+    order, or none of ``phases`` in time, raises."""
     deadline = time.monotonic() + timeout
+    failing_since: float | None = None
     while True:
         try:
             order = orders.get(name)
         except Exception as e:
-            if api_unavailable(e):
+            if not api_unavailable(e):
+                raise
+            now = time.monotonic()
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since >= UNAVAILABLE_AFTER or now > deadline:
                 return None
-            raise
+            time.sleep(1)
+            continue
+        failing_since = None
         if order.phase in phases:
             return order
         if order.phase in ("Failed", "Expired"):

@@ -82,6 +82,22 @@ class FakeOrders:
         return list(self.orders.values())
 
 
+class FakeClock:
+    """agentnodes' time: sleeping moves it on at once."""
+
+    def __init__(self) -> None:
+        self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return 1000.0 + self.slept
+
+    def time(self) -> float:
+        return time.time() + self.slept
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+
+
 def agents(fake: FakeOrders, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> NodeAgents:
     target = Target("c", tmp_path / "kubeconfig", "kind-c", ("shop",), managed=True)
     result = NodeAgents(target, lambda: cast(Any, None), Settings(cache_dir=tmp_path), ttl=3)
@@ -141,9 +157,37 @@ def test_a_hold_whose_fault_takes_the_api_away_is_in_effect_unconfirmed(
         return name
 
     monkeypatch.setattr(fake, "create", create_then_outage)
+    clock = FakeClock()
+    monkeypatch.setattr(agentnodes, "time", clock)
     info = nodes.hold("cp2", "static-pod-hold", {"component": "etcd"}, record=lambda u: None,
                       description="d", duration=5)  # fmt: skip
     assert info["confirmed"] == "false"
+    # said only once the API had failed for a while, not at its first failed request
+    assert agentnodes.UNAVAILABLE_AFTER <= clock.slept < agentnodes.UNAVAILABLE_AFTER + 2
+    nodes.close()
+
+
+def test_one_failed_request_is_not_the_api_gone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # One API server of three fails a request while its own etcd member stops.
+    fake = FakeOrders()
+    fake.info = {"manifest": "etcd.yaml", "stopped_after_s": "8.00"}
+    nodes = agents(fake, monkeypatch, tmp_path)
+    real_get = fake.get
+    calls = {"n": 0}
+
+    def flaky_get(name: str) -> Order:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ApiException(status=503, reason="etcdserver: request timed out")
+        return real_get(name)
+
+    monkeypatch.setattr(fake, "get", flaky_get)
+    monkeypatch.setattr(agentnodes, "time", FakeClock())
+    info = nodes.hold("cp1", "static-pod-hold", {"component": "etcd"}, record=lambda u: None,
+                      description="d", duration=5)  # fmt: skip
+    assert info == fake.info
     nodes.close()
 
 
