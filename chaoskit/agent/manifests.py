@@ -13,10 +13,11 @@ NAME = "chaoskit-agent"
 APP_LABEL = {"app.kubernetes.io/name": NAME}
 STATE_DIR = "/var/lib/chaoskit-agent"
 KUBERNETES_DIR = "/etc/kubernetes"
-CAPABILITIES = ("SYS_ADMIN", "SYS_PTRACE", "SYS_CHROOT", "KILL")
+CAPABILITIES = ("SYS_ADMIN", "SYS_PTRACE", "SYS_CHROOT", "KILL", "NET_ADMIN", "NET_RAW")
 """setns() into PID 1's mount namespace needs SYS_ADMIN and SYS_CHROOT, opening
-/proc/1/ns/* needs SYS_PTRACE, signalling other users' processes needs KILL
-(why: chaoskit/agent/README.md)."""
+/proc/1/ns/* needs SYS_PTRACE, signalling other users' processes needs KILL, iptables and
+tc rules in a pod's network namespace need NET_ADMIN, and iptables' legacy backend opens a
+raw socket, which needs NET_RAW (why: chaoskit/agent/README.md)."""
 
 
 def crd() -> dict[str, Any]:

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from . import network  # noqa: F401 - registers the network faults
 from . import orders as o
 from .host import FAULTS, FaultRefused, Host, HostFailed, arm_backstop, disarm_backstop
 from .kube import Api, ApiUnavailable
@@ -116,7 +117,7 @@ class Agent:
             uid=order.uid,
             name=order.name,
             fault=order.fault,
-            params=order.params,
+            params=o.applied_params(order),
             expires_at=order.expires_at,
             phase="Applied",
         )
@@ -125,12 +126,12 @@ class Agent:
         self.save()
         started = time.monotonic()
         try:
-            info = fault.apply(self.host, order.params)
+            info = fault.apply(self.host, entry.params)
         except (FaultRefused, HostFailed, OSError) as e:
             logger.error("order %s (%s) failed: %s", order.name, order.fault, e)
             self.entries[order.uid] = replace(entry, phase="Failed", message=str(e))
             try:
-                fault.undo(self.host, order.params, {})
+                fault.undo(self.host, entry.params, {})
             except (FaultRefused, HostFailed, OSError) as undo_error:
                 logger.error("undoing the failed %s: %s", order.name, undo_error)
             self.report(self.entries[order.uid])

@@ -32,6 +32,9 @@ RUN_LABEL = "chaoskit.io/run"
 """The chaoskit run that ordered it (``chaoskit recover`` finds a dead run's orders)."""
 HARNESS_ANNOTATION = "chaoskit.io/harness"
 """host:pid of the harness process that renews it."""
+ORDER_PARAM = "chaoskit.io/order"
+"""Added by the agent to the parameters it applies and undoes an order with: the order's
+name, which a fault puts on what it changes (an iptables comment) to find it again."""
 
 Phase = Literal["Pending", "Applied", "Undone", "Failed", "Expired"]
 TERMINAL: tuple[str, ...] = ("Undone", "Failed", "Expired")
@@ -149,6 +152,11 @@ def order_object(
             "expiresAt": format_time(expires_at),
         },
     }
+
+
+def applied_params(order: Order) -> dict[str, str]:
+    """The parameters the agent applies ``order`` with: its own and its name."""
+    return {**order.params, ORDER_PARAM: order.name}
 
 
 # ---------------------------------------------------------------------------- local file

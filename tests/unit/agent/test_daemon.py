@@ -120,3 +120,28 @@ def test_a_renewal_during_a_long_apply_is_not_lost(
     agent.tick()
     assert not manifest.exists(), "undone on the expiry the order had before the renewal"
     assert api.objects["hold"]["status"]["phase"] == "Applied"
+
+
+def test_apply_and_undo_get_the_orders_name_also_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Network faults tag what they change with the order's name and find it again by it."""
+    agent, api, _ = setup(tmp_path)
+    seen: list[tuple[str, str]] = []
+    hold = FAULTS["static-pod-hold"]
+
+    def apply(host: Host, params: Mapping[str, str]) -> dict[str, str]:
+        seen.append(("apply", params.get(o.ORDER_PARAM, "")))
+        return hold.apply(host, params)
+
+    def undo(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
+        seen.append(("undo", params.get(o.ORDER_PARAM, "")))
+        hold.undo(host, params, info)
+
+    monkeypatch.setitem(FAULTS, "static-pod-hold", replace(hold, apply=apply, undo=undo))
+    api.order("hold", ttl=0.5)
+    agent.tick()
+    Agent(Host("cp1", tmp_path), api, Store(tmp_path / "orders.json")).start()  # re-applies
+    time.sleep(0.55)
+    agent.tick()
+    assert seen == [("apply", "hold"), ("apply", "hold"), ("undo", "hold")]

@@ -18,7 +18,7 @@ def test_daemonset_runs_everywhere_with_named_capabilities_only() -> None:
     assert security["privileged"] is False
     assert security["capabilities"] == {
         "drop": ["ALL"],
-        "add": ["SYS_ADMIN", "SYS_PTRACE", "SYS_CHROOT", "KILL"],
+        "add": ["SYS_ADMIN", "SYS_PTRACE", "SYS_CHROOT", "KILL", "NET_ADMIN", "NET_RAW"],
     }
     paths = {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
     assert paths == {"/var/lib/chaoskit-agent", "/etc/kubernetes"}

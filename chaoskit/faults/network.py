@@ -1,0 +1,370 @@
+"""Network faults on pods: partition, packet loss, bandwidth limit, DNS outage, delay.
+
+Victim pods are chosen like the pod faults' (namespace in the allowlist, label selector,
+seeded count or percent, blast radius). Each is a hold: an order to the agent on the
+victim pod's node (:mod:`chaoskit.agent.nodeagent.network`), which changes that pod's
+network namespace only (iptables rules, a tc qdisc) and undoes it at the release, or at
+the expiry should this process die. Peers of a partition (or of a loss limited to some
+peers) are resolved to IPv4 addresses at injection: the IPs of pods a selector matches,
+CIDRs, and/or the API server (the control planes' node IPs and the ``kubernetes``
+Service's IP).
+
+Pods on the host's network are never victims: their network namespace is their node's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from chaoskit.agent.nodeagent import network as agent_network
+from chaoskit.agent.nodeagent.host import FaultRefused
+from chaoskit.faults.base import (
+    CONTROL_PLANE_LABEL,
+    Fault,
+    FaultEnv,
+    Hold,
+    Params,
+    Recorder,
+    Victim,
+    choose,
+    help_,
+)
+from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.pod import PodChoice, running_pods
+from chaoskit.faults.registry import register
+from chaoskit.faults.selector import DNS_LABEL, selector_problem
+
+if TYPE_CHECKING:
+    from kubernetes import client
+
+Direction = Literal["both", "ingress", "egress"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkChoice(PodChoice, Hold):
+    """Victim pods (by namespace and selector) and how long to hold the fault."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Peers(Params):
+    """The other side of a partition: pods, CIDRs, the API server (any of them)."""
+
+    peer_selector: str = field(
+        default="",
+        metadata=help_("label selector of peer pods (their IPs at injection), in peer_namespace"),
+    )
+    peer_namespace: str = field(
+        default="", metadata=help_("namespace of the peer pods (default: namespace)")
+    )
+    peer_cidrs: tuple[str, ...] = field(
+        default=(), metadata=help_("IPv4 addresses or CIDRs, e.g. 10.96.0.0/12")
+    )
+    peer_api_server: bool = field(
+        default=False,
+        metadata=help_(
+            "the API server: the control planes' node IPs and the kubernetes Service IP"
+        ),
+    )
+
+    def check(self) -> None:
+        super().check()
+        if self.peer_selector:
+            problem = selector_problem(self.peer_selector)
+            if problem:
+                raise InvalidParam("peer_selector", f"{self.peer_selector!r}: {problem}")
+        if self.peer_namespace and not DNS_LABEL.fullmatch(self.peer_namespace):
+            raise InvalidParam("peer_namespace", f"{self.peer_namespace!r} is not a namespace name")
+        if self.peer_namespace and not self.peer_selector:
+            raise InvalidParam("peer_namespace", "needs peer_selector (which pods in it)")
+        for i, cidr in enumerate(self.peer_cidrs):
+            try:
+                agent_network.peers({"peers": cidr}, required=True)
+            except FaultRefused as e:
+                raise InvalidParam(f"peer_cidrs[{i}]", str(e)) from None
+
+    @property
+    def has_peers(self) -> bool:
+        return bool(self.peer_selector or self.peer_cidrs or self.peer_api_server)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartitionParams(NetworkChoice, Peers):
+    direction: Direction = field(
+        default="both",
+        metadata=help_("both, ingress (peers cannot reach the pods) or egress (the reverse)"),
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not self.has_peers:
+            raise InvalidParam(
+                "peer_selector",
+                "a partition needs peers: peer_selector, peer_cidrs or peer_api_server",
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossParams(NetworkChoice, Peers):
+    loss: float = field(
+        metadata=help_("share of packets dropped, in percent (more than 0, at most 100)")
+    )
+    direction: Direction = field(
+        default="egress", metadata=help_("egress (the pods' sent packets), ingress or both")
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.loss <= 100:
+            raise InvalidParam("loss", f"must be more than 0 and at most 100, not {self.loss:g}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BandwidthParams(NetworkChoice):
+    rate: str = field(metadata=help_("the pods' egress limit, a tc rate: 1mbit, 500kbit, ..."))
+    burst: str = field(default="32kbit", metadata=help_("tc bucket size: 32kbit, 16kb, ..."))
+
+    def check(self) -> None:
+        super().check()
+        try:
+            agent_network.rate({"rate": self.rate})
+        except FaultRefused as e:
+            raise InvalidParam("rate", str(e)) from None
+        try:
+            agent_network.burst({"burst": self.burst})
+        except FaultRefused as e:
+            raise InvalidParam("burst", str(e)) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelayParams(NetworkChoice):
+    delay_ms: float = field(metadata=help_("milliseconds added to every packet the pods send"))
+    jitter_ms: float | None = field(default=None, metadata=help_("random variation, milliseconds"))
+
+    def check(self) -> None:
+        super().check()
+        if self.delay_ms <= 0:
+            raise InvalidParam("delay_ms", f"must be more than 0, not {self.delay_ms:g}")
+        if self.jitter_ms is not None and self.jitter_ms < 0:
+            raise InvalidParam("jitter_ms", f"must be 0 or more, not {self.jitter_ms:g}")
+
+
+# ---------------------------------------------------------------------------- victims and peers
+
+
+def network_victims(
+    fault: Fault[Any], params: PodChoice, pods: list[Any], rng: random.Random
+) -> list[Victim]:
+    """Victims among ``pods``, seeded; pods on the host's network are no candidates."""
+    own = [p for p in pods if not p.spec.host_network and p.spec.node_name]
+    what = f"{fault.name}: selector {params.selector!r} in namespace {params.namespace!r}"
+    if pods and not own:
+        names = ", ".join(sorted(p.metadata.name for p in pods))
+        raise FaultFailed(
+            f"{what}: every match ({names}) uses its node's network, which a network fault "
+            "on the pod would cut for the whole node"
+        )
+    chosen: list[Any] = choose(
+        own,
+        key=lambda p: p.metadata.name,
+        rng=rng,
+        count=params.count,
+        percent=params.percent,
+        max_victims=fault.max_victims(),
+        what=what,
+    )
+    return [
+        Victim(
+            kind="pod",
+            name=p.metadata.name,
+            node=p.spec.node_name,
+            namespace=p.metadata.namespace,
+            uid=p.metadata.uid,
+            owner_uid=next((o.uid for o in p.metadata.owner_references or []), ""),
+        )
+        for p in chosen
+    ]
+
+
+def ipv4s(addresses: Iterable[str | None]) -> list[str]:
+    """The IPv4 addresses among ``addresses``, in order, once each."""
+    result = []
+    for address in addresses:
+        if not address:
+            continue
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if parsed.version == 4 and address not in result:
+            result.append(address)
+    return result
+
+
+def pod_ips(pods: Iterable[Any], *, skip_uid: str = "") -> list[str]:
+    """IPv4 addresses of ``pods`` (all of a dual-stack pod's), but the victim's own."""
+    found: list[str] = []
+    for pod in pods:
+        if pod.metadata.uid == skip_uid:
+            continue
+        listed = [i.ip for i in pod.status.pod_i_ps or []] or [pod.status.pod_ip]
+        found += [ip for ip in ipv4s(listed) if ip not in found]
+    return found
+
+
+def api_server_ips(nodes: Iterable[Any], service: Any) -> list[str]:
+    """The control planes' InternalIPs (the API servers' own addresses) and the
+    ``kubernetes`` Service's cluster IP (what pods dial)."""
+    addresses = [
+        a.address for node in nodes for a in node.status.addresses or [] if a.type == "InternalIP"
+    ]
+    return ipv4s([*addresses, service.spec.cluster_ip])
+
+
+def resolve_peers(env: FaultEnv, params: Peers, namespace: str, victim: Victim) -> list[str]:
+    """The peers as IPv4 addresses/CIDRs now (pods' IPs change when pods are replaced)."""
+    found: list[str] = list(params.peer_cidrs)
+    if params.peer_selector:
+        where = params.peer_namespace or namespace
+        ips = pod_ips(running_pods(env, where, params.peer_selector), skip_uid=victim.uid)
+        if not ips:
+            raise FaultFailed(
+                f"peer_selector {params.peer_selector!r} in namespace {where!r} matches no "
+                f"running pod with an IPv4 address (besides {victim.label})"
+            )
+        found += ips
+    if params.peer_api_server:
+        found += api_server_addresses(env)
+    return list(dict.fromkeys(found))
+
+
+def api_server_addresses(env: FaultEnv) -> list[str]:
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when acting
+
+    core: client.CoreV1Api = env.core()
+    try:
+        nodes = core.list_node(label_selector=CONTROL_PLANE_LABEL, _request_timeout=30).items
+        service = core.read_namespaced_service("kubernetes", "default", _request_timeout=30)
+    except ApiException as e:
+        raise FaultFailed(f"finding the API server's addresses: {e.reason}") from e
+    return api_server_ips(nodes, service)
+
+
+# ---------------------------------------------------------------------------- the faults
+
+
+class NetworkFault(Fault[Any]):
+    """A hold on each victim pod's network, through the agent on the pod's node."""
+
+    holds = True
+    agent_fault: ClassVar[str] = ""
+
+    def check(self, env: FaultEnv) -> None:
+        env.target.check_namespace(self.params.namespace)
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        pods = running_pods(env, self.params.namespace, self.params.selector)
+        return network_victims(self, self.params, pods, rng)
+
+    def order_params(self, env: FaultEnv, victim: Victim) -> dict[str, str]:
+        """The agent order's own parameters (besides the pod's)."""
+        return {}
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        params = {
+            "pod_uid": victim.uid,
+            "namespace": victim.namespace,
+            "pod": victim.name,
+            **self.order_params(env, victim),
+        }
+        info = env.agents().hold(
+            victim.node,
+            self.agent_fault,
+            params,
+            record=record,
+            description=f"{self.name} of {victim.label} ended",
+            duration=self.params.duration,
+        )
+        shown = {k: v for k, v in params.items() if k not in ("pod_uid", "namespace", "pod")}
+        return {"victim": victim.label, **shown, "agent": info}
+
+
+def _peer_params(fault: NetworkFault, env: FaultEnv, victim: Victim) -> dict[str, str]:
+    params: Peers = fault.params
+    if not params.has_peers:
+        return {}
+    found = resolve_peers(env, params, fault.params.namespace, victim)
+    return {"peers": ",".join(found)}
+
+
+@register
+class NetworkPartition(NetworkFault):
+    name = "network-partition"
+    action = "partition_network"
+    summary = (
+        "drop a pod's traffic to and/or from peers (pods by selector, CIDRs, the API server) "
+        "until rollback"
+    )
+    params_type = PartitionParams
+    agent_fault = "net-partition"
+
+    def order_params(self, env: FaultEnv, victim: Victim) -> dict[str, str]:
+        return {**_peer_params(self, env, victim), "direction": self.params.direction}
+
+
+@register
+class NetworkLoss(NetworkFault):
+    name = "network-loss"
+    action = "lose_packets"
+    summary = "drop a share of a pod's packets (all, or to/from peers) until rollback"
+    params_type = LossParams
+    agent_fault = "net-loss"
+
+    def order_params(self, env: FaultEnv, victim: Victim) -> dict[str, str]:
+        return {
+            "percent": f"{self.params.loss:g}",
+            "direction": self.params.direction,
+            **_peer_params(self, env, victim),
+        }
+
+
+@register
+class NetworkBandwidth(NetworkFault):
+    name = "network-bandwidth"
+    action = "limit_bandwidth"
+    summary = "limit a pod's egress bandwidth (tc tbf on its eth0) until rollback"
+    params_type = BandwidthParams
+    agent_fault = "net-bandwidth"
+
+    def order_params(self, env: FaultEnv, victim: Victim) -> dict[str, str]:
+        return {"rate": self.params.rate, "burst": self.params.burst}
+
+
+@register
+class DnsOutage(NetworkFault):
+    name = "dns-outage"
+    action = "stop_dns"
+    summary = "drop a pod's DNS queries (UDP and TCP port 53) until rollback"
+    params_type = NetworkChoice
+    agent_fault = "dns-outage"
+
+
+@register
+class NetworkDelay(NetworkFault):
+    name = "network-delay"
+    action = "delay_network"
+    summary = (
+        "delay a pod's egress packets (tc netem) until rollback; refused where the kernel "
+        "has no sch_netem"
+    )
+    params_type = DelayParams
+    agent_fault = "net-delay"
+
+    def order_params(self, env: FaultEnv, victim: Victim) -> dict[str, str]:
+        params = {"delay_ms": f"{self.params.delay_ms:g}"}
+        if self.params.jitter_ms:
+            params["jitter_ms"] = f"{self.params.jitter_ms:g}"
+        return params
