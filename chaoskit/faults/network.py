@@ -210,7 +210,7 @@ def pod_ips(pods: Iterable[Any], *, skip_uid: str = "") -> list[str]:
     for pod in pods:
         if pod.metadata.uid == skip_uid:
             continue
-        listed = [i.ip for i in pod.status.pod_i_ps or []] or [pod.status.pod_ip]
+        listed = [i.ip for i in pod.status.pod_ips or []] or [pod.status.pod_ip]
         found += [ip for ip in ipv4s(listed) if ip not in found]
     return found
 

@@ -38,7 +38,7 @@ def pod(
         ),
         spec=SimpleNamespace(node_name=node, host_network=host_network),
         status=SimpleNamespace(
-            phase="Running", pod_ip=ip, pod_i_ps=[SimpleNamespace(ip=i) for i in ips]
+            phase="Running", pod_ip=ip, pod_ips=[SimpleNamespace(ip=i) for i in ips]
         ),
     )
 
