@@ -223,6 +223,18 @@ class NodeAgents:
             # (the last etcd member of a quorum, the last API server), so it is in effect.
             logger.info("%s on %s: the API stopped answering; the agent holds it", fault, node)
             return {"confirmed": "false", "reason": "the API stopped answering"}
+        if duration is not None:
+            # The duration counts from the moment the fault is in effect, not from the
+            # order (a static pod may take seconds to stop): the expiry moves on once.
+            expires_at = time.time() + duration + HOLD_MARGIN
+            try:
+                orders.renew_until(name, expires_at)
+            except Exception as e:  # noqa: BLE001 - the agent keeps the first expiry then
+                logger.debug("moving the expiry of %s: %s", name, e)
+            else:
+                with self._lock:
+                    if name in self._held:
+                        self._held[name].expires_at = expires_at
         return dict(order.info)
 
     def release(self, name: str, expires_at: float = 0.0) -> None:
@@ -321,6 +333,11 @@ def wait_for_phase(
             return order
         if order.phase in ("Failed", "Expired"):
             raise FaultFailed(f"agent order {name} on {order.node}: {order.message}")
+        if order.phase == "Undone" and "Applied" in phases:
+            raise FaultFailed(
+                f"agent order {name} on {order.node} was undone before it was seen in "
+                f"effect ({order.message})"
+            )
         if time.monotonic() > deadline:
             raise FaultFailed(
                 f"agent order {name} on {order.node} is still {order.phase} after "

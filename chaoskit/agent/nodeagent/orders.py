@@ -302,6 +302,10 @@ def _settle(uid: str, entry: Entry, by_uid: dict[str, Order] | None, now: float)
         steps.append(Extend(entry, expires_at))
     if expires_at <= now:
         steps.append(Undo(replace(entry, expires_at=expires_at), "expired"))
+    elif order.phase != "Applied":
+        # Applied here, but the status write failed (an API server whose own etcd member
+        # the fault just stopped): say so now, or the harness waits for it until the end.
+        steps.append(Report(entry))
     return steps
 
 

@@ -87,8 +87,16 @@ def test_applied_entry_expires_even_when_the_api_does_not_answer() -> None:
 
 def test_renewal_moves_the_local_expiry() -> None:
     local = {"u1": entry(expires_at=NOW - 5)}
-    steps = o.reconcile(local, [order(expires_at=NOW + 30)], NOW, FAULTS)
+    steps = o.reconcile(local, [order(expires_at=NOW + 30, phase="Applied")], NOW, FAULTS)
     assert steps == [o.Extend(local["u1"], NOW + 30)]
+
+
+def test_an_applied_entry_whose_status_was_not_written_is_reported_again() -> None:
+    # The status write failed while the fault took an API server's etcd away.
+    local = {"u1": entry()}
+    assert o.reconcile(local, [order(phase="Pending")], NOW, FAULTS) == [o.Report(local["u1"])]
+    assert o.reconcile(local, [order(phase="Applied")], NOW, FAULTS) == []
+    assert o.reconcile(local, None, NOW, FAULTS) == []
 
 
 def test_release_moves_expiry_to_now_and_undoes() -> None:

@@ -141,6 +141,31 @@ def test_a_hold_with_a_duration_expires_at_its_end_by_itself(
     assert expected - 1 < order.expires_at < expected + 1
     assert abs(recorded[0].args["expires_at"] - order.expires_at) < 1
     assert nodes._held[order.name].renew is False  # an API outage cannot end it early
+    # once in effect, the expiry is moved to a duration from then (once, not renewed)
+    assert fake.events.count(f"renew {order.name}") == 1
+    nodes.close()
+
+
+def test_a_hold_undone_before_it_was_seen_in_effect_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeOrders()
+    nodes = agents(fake, monkeypatch, tmp_path)
+    real_create = fake.create
+
+    def create_applied_and_expired(*args: Any, **kw: Any) -> str:
+        name = real_create(*args, **kw)
+        order = fake.orders[name]
+        fake.orders[name] = Order(**{**order.__dict__, "phase": "Undone", "message": "expired"})
+        return name
+
+    monkeypatch.setattr(fake, "create", create_applied_and_expired)
+    clock = FakeClock()
+    monkeypatch.setattr(agentnodes, "time", clock)
+    with pytest.raises(FaultFailed, match="undone before it was seen in effect"):
+        nodes.hold("cp1", "static-pod-hold", {"component": "etcd"}, record=lambda u: None,
+                   description="d", duration=5)  # fmt: skip
+    assert clock.slept < 1  # not after HOLD_TIMEOUT
     nodes.close()
 
 
