@@ -30,11 +30,10 @@ from chaoskit.faults.base import (
     Params,
     Recorder,
     Victim,
-    choose,
     help_,
 )
 from chaoskit.faults.errors import FaultFailed, InvalidParam
-from chaoskit.faults.pod import PodChoice, running_pods
+from chaoskit.faults.pod import PodChoice, choice_label, choose_pods, pod_victim, running_pods
 from chaoskit.faults.registry import register
 from chaoskit.faults.selector import DNS_LABEL, selector_problem
 
@@ -160,33 +159,13 @@ def network_victims(
 ) -> list[Victim]:
     """Victims among ``pods``, seeded; pods on the host's network are no candidates."""
     own = [p for p in pods if not p.spec.host_network and p.spec.node_name]
-    what = f"{fault.name}: selector {params.selector!r} in namespace {params.namespace!r}"
     if pods and not own:
         names = ", ".join(sorted(p.metadata.name for p in pods))
         raise FaultFailed(
-            f"{what}: every match ({names}) uses its node's network, which a network fault "
-            "on the pod would cut for the whole node"
+            f"{choice_label(fault, params)}: every match ({names}) uses its node's network, "
+            "which a network fault on the pod would cut for the whole node"
         )
-    chosen: list[Any] = choose(
-        own,
-        key=lambda p: p.metadata.name,
-        rng=rng,
-        count=params.count,
-        percent=params.percent,
-        max_victims=fault.max_victims(),
-        what=what,
-    )
-    return [
-        Victim(
-            kind="pod",
-            name=p.metadata.name,
-            node=p.spec.node_name,
-            namespace=p.metadata.namespace,
-            uid=p.metadata.uid,
-            owner_uid=next((o.uid for o in p.metadata.owner_references or []), ""),
-        )
-        for p in chosen
-    ]
+    return [pod_victim(p) for p in choose_pods(fault, params, own, rng)]
 
 
 def ipv4s(addresses: Iterable[str | None]) -> list[str]:

@@ -40,7 +40,7 @@ def running_pods(env: FaultEnv, namespace: str, selector: str) -> list[Any]:
     ]
 
 
-def _pod_victim(pod: Any, container: str = "") -> Victim:
+def pod_victim(pod: Any, container: str = "") -> Victim:
     owners = pod.metadata.owner_references or []
     return Victim(
         kind="container" if container else "pod",
@@ -53,10 +53,14 @@ def _pod_victim(pod: Any, container: str = "") -> Victim:
     )
 
 
-def _choose_pods(
-    fault: Fault[Any], params: PodChoice, env: FaultEnv, rng: random.Random
+def choice_label(fault: Fault[Any], params: PodChoice) -> str:
+    return f"{fault.name}: selector {params.selector!r} in namespace {params.namespace!r}"
+
+
+def choose_pods(
+    fault: Fault[Any], params: PodChoice, pods: list[Any], rng: random.Random
 ) -> list[Any]:
-    pods = running_pods(env, params.namespace, params.selector)
+    """The seeded choice among ``pods``, as ``params`` asks, within the blast radius."""
     chosen: list[Any] = choose(
         pods,
         key=lambda p: p.metadata.name,
@@ -64,9 +68,15 @@ def _choose_pods(
         count=params.count,
         percent=params.percent,
         max_victims=fault.max_victims(),
-        what=f"{fault.name}: selector {params.selector!r} in namespace {params.namespace!r}",
+        what=choice_label(fault, params),
     )
     return chosen
+
+
+def _choose_pods(
+    fault: Fault[Any], params: PodChoice, env: FaultEnv, rng: random.Random
+) -> list[Any]:
+    return choose_pods(fault, params, running_pods(env, params.namespace, params.selector), rng)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,7 +98,7 @@ class PodKill(Fault[PodKillParams]):
         env.target.check_namespace(self.params.namespace)
 
     def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
-        return [_pod_victim(p) for p in _choose_pods(self, self.params, env, rng)]
+        return [pod_victim(p) for p in _choose_pods(self, self.params, env, rng)]
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
         from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
@@ -135,7 +145,7 @@ class ContainerKill(Fault[ContainerKillParams]):
                     f"pod {pod.metadata.name} has no container {container!r} "
                     f"(containers: {', '.join(names)})"
                 )
-            victims.append(_pod_victim(pod, container))
+            victims.append(pod_victim(pod, container))
         return victims
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
