@@ -96,7 +96,8 @@ class _Held:
     node: str
     expires_at: float
     renew: bool
-    """False for a hold with a duration: its expiry stays at the end of the duration."""
+    """False for a hold with a duration: never renewed; its expiry is the end of the
+    duration (counted once more from when the agent reports it in effect)."""
 
 
 class NodeAgents:
@@ -199,9 +200,10 @@ class NodeAgents:
         the agent reported once it is in effect.
 
         Without a ``duration`` the expiry is ``ttl`` ahead and renewed while this process
-        lives. With one, the expiry is fixed at the end of the duration (plus a margin for
-        the agent to carry the order out): the agent ends the hold on time by itself even
-        if the fault takes the API away (etcd below quorum), when no release can reach it.
+        lives. With one, the expiry is the end of the duration (plus a margin for the agent
+        to carry the order out), moved once to count from when the fault is in effect: the
+        agent ends the hold on time by itself even if the fault takes the API away (etcd
+        below quorum), when no release can reach it.
         """
         from chaoskit.agent.client import new_name  # noqa: PLC0415 - heavy: only when acting
 
