@@ -106,13 +106,39 @@ class PodKill(Fault[PodKillParams]):
         options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=victim.uid))
         if self.params.grace_period is not None:
             options.grace_period_seconds = self.params.grace_period
+        core = env.core()
         try:
-            env.core().delete_namespaced_pod(
+            core.delete_namespaced_pod(
                 victim.name, victim.namespace, body=options, _request_timeout=30
             )
         except client.ApiException as e:
-            raise FaultFailed(f"deleting pod {victim.namespace}/{victim.name}: {e.reason}") from e
+            # A DELETE whose answer was lost is sent again by the client; by then a
+            # StatefulSet may have made a new pod of the same name, and the UID
+            # precondition answers 409. What counts is that the victim is gone.
+            if e.status not in (404, 409) or _pod_uid(core, victim) == victim.uid:
+                raise FaultFailed(
+                    f"deleting pod {victim.namespace}/{victim.name}: {e.reason}"
+                ) from e
+            return {
+                "victim": victim.label,
+                "grace_period": self.params.grace_period,
+                "note": f"pod {victim.uid} was already gone when the delete answered",
+            }
         return {"victim": victim.label, "grace_period": self.params.grace_period}
+
+
+def _pod_uid(core: Any, victim: Victim) -> str | None:
+    """The UID of the pod now called ``victim.name`` (None: no such pod)."""
+    from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
+    try:
+        pod = core.read_namespaced_pod(victim.name, victim.namespace, _request_timeout=30)
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise FaultFailed(f"reading pod {victim.namespace}/{victim.name}: {e.reason}") from e
+    uid: str = pod.metadata.uid
+    return uid
 
 
 @dataclass(frozen=True, kw_only=True)
