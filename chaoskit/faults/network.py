@@ -1,4 +1,5 @@
-"""Network faults on pods: partition, packet loss, bandwidth limit, DNS outage, delay.
+"""Network faults on pods: partition, packet loss, bandwidth limit, DNS outage, delay;
+and on nodes: partition and packet loss of the node's own network.
 
 Victim pods are chosen like the pod faults' (namespace in the allowlist, label selector,
 seeded count or percent, blast radius). Each is a hold: an order to the agent on the
@@ -10,6 +11,16 @@ CIDRs, and/or the API server (the control planes' node IPs and the ``kubernetes`
 Service's IP).
 
 Pods on the host's network are never victims: their network namespace is their node's.
+
+The node faults (``node-partition``, ``node-loss``) change the node's own network
+namespace instead: what the kubelet, kube-proxy, containerd and the pods on the host's
+network (etcd, the API server on a control plane) send and receive. Pods on the pod
+network, the agent among them, are routed through the node and keep their traffic, so
+the agent keeps its channel to the API and renews or undoes the order as usual. Peers
+are the InternalIPs of other nodes (by role or name), CIDRs and/or the API server (the
+control planes, the ``kubernetes`` Service and kubeadm's ``controlPlaneEndpoint``, a
+host name the agent resolves on the node); the node's own addresses and loopback are
+never cut.
 """
 
 from __future__ import annotations
@@ -27,12 +38,16 @@ from chaoskit.faults.base import (
     Fault,
     FaultEnv,
     Hold,
+    NodeChoice,
     Params,
     Recorder,
     Victim,
+    choose_nodes,
     help_,
 )
+from chaoskit.faults.components import control_planes
 from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.etcd import leader
 from chaoskit.faults.pod import PodChoice, choice_label, choose_pods, pod_victim, running_pods
 from chaoskit.faults.registry import register
 from chaoskit.faults.selector import DNS_LABEL, selector_problem
@@ -347,3 +362,207 @@ class NetworkDelay(NetworkFault):
         if self.params.jitter_ms:
             params["jitter_ms"] = f"{self.params.jitter_ms:g}"
         return params
+
+
+# ---------------------------------------------------------------------------- nodes
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeNetworkChoice(NodeChoice, Hold):
+    """Victim nodes and how long to hold the fault."""
+
+    etcd_leader: bool = field(
+        default=False,
+        metadata=help_(
+            "the control plane whose etcd member leads, asked of etcd (role and nodes ignored)"
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePeers(Params):
+    """The other side of a node's partition: nodes, CIDRs, the API server (any of them)."""
+
+    peer_role: Literal["", "control-plane", "worker", "any"] = field(
+        default="", metadata=help_("every other node of this role (their InternalIPs)")
+    )
+    peer_nodes: tuple[str, ...] = field(
+        default=(), metadata=help_("other nodes by name (their InternalIPs)")
+    )
+    peer_cidrs: tuple[str, ...] = field(
+        default=(), metadata=help_("IPv4 addresses or CIDRs, e.g. 172.18.0.0/16")
+    )
+    peer_api_server: bool = field(
+        default=False,
+        metadata=help_(
+            "the API server: the control planes' node IPs, the kubernetes Service IP and "
+            "kubeadm's controlPlaneEndpoint (a load balancer in front of them)"
+        ),
+    )
+
+    def check(self) -> None:
+        super().check()
+        for i, cidr in enumerate(self.peer_cidrs):
+            try:
+                agent_network.node_peers({"peers": cidr}, [], required=True)
+            except FaultRefused as e:
+                raise InvalidParam(f"peer_cidrs[{i}]", str(e)) from None
+
+    @property
+    def has_peers(self) -> bool:
+        return bool(self.peer_role or self.peer_nodes or self.peer_cidrs or self.peer_api_server)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodePartitionParams(NodeNetworkChoice, NodePeers):
+    direction: Direction = field(
+        default="both",
+        metadata=help_("both, ingress (peers cannot reach the node) or egress (the reverse)"),
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not self.has_peers:
+            raise InvalidParam(
+                "peer_role",
+                "a partition needs peers: peer_role, peer_nodes, peer_cidrs or peer_api_server",
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeLossParams(NodeNetworkChoice, NodePeers):
+    loss: float = field(
+        metadata=help_("share of packets dropped, in percent (more than 0, at most 100)")
+    )
+    direction: Direction = field(
+        default="egress", metadata=help_("egress (the node's sent packets), ingress or both")
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.loss <= 100:
+            raise InvalidParam("loss", f"must be more than 0 and at most 100, not {self.loss:g}")
+
+
+def internal_ips(node: Any) -> list[str]:
+    return ipv4s(a.address for a in node.status.addresses or [] if a.type == "InternalIP")
+
+
+def node_peer_ips(nodes: list[Any], params: NodePeers, victim: str) -> list[str]:
+    """InternalIPs of the other nodes ``peer_role`` / ``peer_nodes`` name."""
+    known = {n.metadata.name for n in nodes}
+    for name in params.peer_nodes:
+        if name not in known:
+            valid = ", ".join(sorted(known)) or "none"
+            raise InvalidParam("peer_nodes", f"no node named {name!r} (nodes: {valid})")
+    found: list[str] = []
+    for node in nodes:
+        name = node.metadata.name
+        if name == victim:
+            continue
+        role = "control-plane" if CONTROL_PLANE_LABEL in (node.metadata.labels or {}) else "worker"
+        if name in params.peer_nodes or params.peer_role in ("any", role):
+            found += [ip for ip in internal_ips(node) if ip not in found]
+    return found
+
+
+def control_plane_endpoint(env: FaultEnv) -> str:
+    """The host of kubeadm's ``controlPlaneEndpoint`` (the load balancer in front of
+    several API servers, which nodes dial by name), or "" where there is none."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy
+
+    try:
+        found = env.core().read_namespaced_config_map(
+            "kubeadm-config", "kube-system", _request_timeout=30
+        )
+    except ApiException as e:
+        if e.status in (403, 404):
+            return ""
+        raise FaultFailed(f"reading kube-system/kubeadm-config: {e.reason}") from e
+    return endpoint_host((found.data or {}).get("ClusterConfiguration", ""))
+
+
+def endpoint_host(cluster_configuration: str) -> str:
+    """``controlPlaneEndpoint``'s host in kubeadm's ClusterConfiguration text."""
+    for line in cluster_configuration.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "controlPlaneEndpoint" and value.strip():
+            endpoint = value.strip().strip("\"'")
+            return endpoint.rsplit(":", 1)[0].strip("[]") if ":" in endpoint else endpoint
+    return ""
+
+
+class NodeNetworkFault(Fault[Any]):
+    """A hold on each victim node's own network (its host network namespace), through
+    the agent on the node. Pods on the pod network keep their traffic."""
+
+    holds = True
+    default_max_victims = 1
+    agent_fault: ClassVar[str] = ""
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        if self.params.etcd_leader:
+            node = leader(env, control_planes(env, ()))
+            return [Victim(kind="node", name=node, node=node)]
+        return choose_nodes(env, self.params, rng, max_victims=self.max_victims(), what=self.name)
+
+    def order_params(self, env: FaultEnv, victim: Victim) -> dict[str, str]:
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy
+
+        params: NodePeers = self.params
+        if not params.has_peers:
+            return {}
+        try:
+            nodes = env.core().list_node(_request_timeout=30).items
+        except ApiException as e:
+            raise FaultFailed(f"listing the cluster's nodes: {e.reason}") from e
+        own = {ip for n in nodes if n.metadata.name == victim.node for ip in internal_ips(n)}
+        found = [*params.peer_cidrs, *node_peer_ips(nodes, params, victim.node)]
+        hosts = ""
+        if params.peer_api_server:
+            found += api_server_addresses(env)
+            hosts = control_plane_endpoint(env)
+            if ipv4s([hosts]):
+                found.append(hosts)  # an address: no name for the node to resolve
+            if not hosts or ":" in hosts or ipv4s([hosts]):
+                hosts = ""  # none, an address given above, or IPv6 (not supported yet)
+        found = [ip for ip in dict.fromkeys(found) if ip not in own]
+        result = {"peers": ",".join(found)}
+        if hosts:
+            result["peer_hosts"] = hosts
+        return result
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        params = {"direction": self.params.direction, **self.order_params(env, victim)}
+        if isinstance(self.params, NodeLossParams):
+            params["percent"] = f"{self.params.loss:g}"
+        info = env.agents().hold(
+            victim.node,
+            self.agent_fault,
+            params,
+            record=record,
+            description=f"{self.name} of node {victim.node} ended",
+            duration=self.params.duration,
+        )
+        return {"victim": victim.label, **params, "agent": info}
+
+
+@register
+class NodePartition(NodeNetworkFault):
+    name = "node-partition"
+    action = "partition_node"
+    summary = (
+        "drop a node's own traffic (kubelet, etcd, API server, host-network pods) to and/or "
+        "from peers (nodes by role or name, CIDRs, the API server) until rollback"
+    )
+    params_type = NodePartitionParams
+    agent_fault = "node-partition"
+
+
+@register
+class NodeLoss(NodeNetworkFault):
+    name = "node-loss"
+    action = "lose_node_packets"
+    summary = "drop a share of a node's own packets (all, or to/from peers) until rollback"
+    params_type = NodeLossParams
+    agent_fault = "node-loss"

@@ -35,6 +35,9 @@ EXERCISED_ELSEWHERE = {
     "kubelet-stop": "test_any_cluster.py (through the agent on a second cluster)",
     "kube-controller-manager-stop": "test_faults.py (the missing replica named)",
     "node-stop": "test_data_tier.py (the Galera writer's and the Kafka leader's nodes)",
+    "pod-kill": "test_faults.py (each component timed), test_pytest_plugin.py, test_topology.py",
+    "pod-kill-force": "test_data_tier.py (the Galera writer deleted with no grace)",
+    "node-pause": "test_faults.py (SIGTERM and recover), this file's Locust-crash test",
 }
 
 

@@ -67,6 +67,32 @@ def web_deployment(name: str, replicas: int, labels: dict[str, str]) -> client.V
     )
 
 
+def probe_statefulset(name: str, labels: dict[str, str]) -> client.V1StatefulSet:
+    """One probe server with a stable name (``NAME-0``): a StatefulSet's at-most-one pod."""
+    container = client.V1Container(
+        name="db",
+        image=PROBE_IMAGE,
+        image_pull_policy="Never",
+        args=["serve"],
+        ports=[client.V1ContainerPort(container_port=8080)],
+        readiness_probe=client.V1Probe(
+            http_get=client.V1HTTPGetAction(path="/healthz", port=8080), period_seconds=1
+        ),
+    )
+    return client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1StatefulSetSpec(
+            replicas=1,
+            service_name=name,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[container], termination_grace_period_seconds=2),
+            ),
+        ),
+    )
+
+
 def service(name: str, labels: dict[str, str]) -> client.V1Service:
     return client.V1Service(
         metadata=client.V1ObjectMeta(name=name),

@@ -61,6 +61,7 @@ _MISSING = ("No chain/target/match by that name", "does not exist", "No such fil
 _RATE = re.compile(r"[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)")
 _SIZE = re.compile(r"[0-9]+(b|kb|mb|kbit|mbit)?")
 _MILLIS = re.compile(r"[0-9]+(\.[0-9]+)?")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 # ---------------------------------------------------------------------------- the pod
@@ -177,6 +178,50 @@ def peers(params: Mapping[str, str], *, required: bool) -> list[str]:
     return result
 
 
+def node_peers(params: Mapping[str, str], extra: list[str], *, required: bool) -> list[str]:
+    """``peers`` and ``extra`` for a rule in the node's own network: never loopback, where
+    the node's own components talk to each other (the API server to its etcd)."""
+    found = peers({"peers": ",".join([params.get("peers", ""), *extra])}, required=required)
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    for network in found:
+        if ipaddress.ip_network(network).overlaps(loopback):
+            raise FaultRefused(f"peer {network}: loopback is never cut on a node")
+    return found
+
+
+def resolve_hosts(host: Host, params: Mapping[str, str]) -> list[str]:
+    """The IPv4 addresses of ``peer_hosts`` (comma-separated names), resolved on the node
+    as its own components resolve them (kind's load balancer is a name only the nodes'
+    resolver knows)."""
+    found: list[str] = []
+    for name in (n.strip() for n in params.get("peer_hosts", "").split(",")):
+        if not name:
+            continue
+        if not _HOSTNAME.fullmatch(name):
+            raise FaultRefused(f"peer host {name!r} is not a host name")
+        proc = host.run("getent", "ahostsv4", name, check=False)
+        addresses = sorted({line.split()[0] for line in proc.stdout.splitlines() if line.strip()})
+        if not addresses:
+            raise FaultRefused(f"node {host.node} cannot resolve peer host {name!r}")
+        found += [a for a in addresses if a not in found]
+    return found
+
+
+def own_addresses(host: Host) -> list[str]:
+    """The node's own IPv4 addresses (``ip -4 -o addr show``), loopback's included."""
+    proc = host.run("ip", "-4", "-o", "addr", "show", check=False)
+    if proc.returncode != 0:
+        raise FaultRefused(f"node {host.node} has no working 'ip' command: {last_line(proc)}")
+    found = []
+    for line in proc.stdout.splitlines():
+        words = line.split()
+        if "inet" in words and words.index("inet") + 1 < len(words):
+            address = words[words.index("inet") + 1].partition("/")[0]
+            if address not in found:
+                found.append(address)
+    return found
+
+
 def direction(params: Mapping[str, str], default: Direction) -> Direction:
     value = params.get("direction", default)
     if value == "both":
@@ -243,6 +288,17 @@ class Rule:
 
     way: Way
     match: tuple[str, ...] = ()
+    target: str = "DROP"
+
+
+def sparing_rules(addresses: list[str], rules: list[Rule]) -> list[Rule]:
+    """RETURN rules first in each chain of ``rules`` for the node's own ``addresses``: a
+    peer CIDR that holds the node's own address never cuts the node off from itself."""
+    spared = []
+    for way in sorted({r.way for r in rules}):
+        flag = "-s" if way == "in" else "-d"
+        spared += [Rule(way, (flag, f"{a}/32"), "RETURN") for a in addresses]
+    return spared + rules
 
 
 def partition_rules(networks: list[str], chosen: Direction) -> list[Rule]:
@@ -296,36 +352,50 @@ def chain_command(verb: str, order: str, way: Way) -> list[str]:
 def rule_command(order: str, rule: Rule) -> list[str]:
     return [
         IPTABLES, "-w", "-A", chain(order, rule.way), *rule.match,
-        "-m", "comment", "--comment", comment(order), "-j", "DROP",
+        "-m", "comment", "--comment", comment(order), "-j", rule.target,
     ]  # fmt: skip
 
 
-def apply_rules(host: Host, pid: int, order: str, rules: list[Rule]) -> None:
+class Netns:
+    """Where rules go: a pod's network namespace, or the node's own (``pid`` None)."""
+
+    def __init__(self, host: Host, pid: int | None) -> None:
+        self.host, self.pid = host, pid
+
+    def __str__(self) -> str:
+        where = f"pid {self.pid}'s network" if self.pid is not None else "the node's network"
+        return f"{where} on {self.host.node}"
+
+    def run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if self.pid is None:
+            return self.host.run(*argv, check=check)
+        return pod_run(self.host, self.pid, argv, check=check)
+
+
+def apply_rules(netns: Netns, order: str, rules: list[Rule]) -> None:
     """Idempotent: the chains are (re)filled, the jumps added once."""
     for way in sorted({r.way for r in rules}):
-        proc = pod_run(host, pid, chain_command("-N", order, way), check=False)
+        proc = netns.run(chain_command("-N", order, way), check=False)
         if proc.returncode != 0 and "already exists" not in (proc.stderr + proc.stdout):
-            raise HostFailed(f"iptables -N in {pid}'s network on {host.node}: {last_line(proc)}")
-        pod_run(host, pid, chain_command("-F", order, way))
+            raise HostFailed(f"iptables -N in {netns}: {last_line(proc)}")
+        netns.run(chain_command("-F", order, way))
         for rule in (r for r in rules if r.way == way):
-            pod_run(host, pid, rule_command(order, rule))
-        if pod_run(host, pid, jump("-C", order, way), check=False).returncode != 0:
-            pod_run(host, pid, jump("-I", order, way))
+            netns.run(rule_command(order, rule))
+        if netns.run(jump("-C", order, way), check=False).returncode != 0:
+            netns.run(jump("-I", order, way))
 
 
-def remove_rules(host: Host, pid: int, order: str) -> None:
+def remove_rules(netns: Netns, order: str) -> None:
     """Deletes the order's jumps and chains, whichever exist; the rest is left alone."""
     for way in ("in", "out"):
         for _ in range(10):  # one jump unless someone doubled it
-            if pod_run(host, pid, jump("-C", order, way), check=False).returncode != 0:
+            if netns.run(jump("-C", order, way), check=False).returncode != 0:
                 break
-            pod_run(host, pid, jump("-D", order, way))
+            netns.run(jump("-D", order, way))
         for verb in ("-F", "-X"):
-            proc = pod_run(host, pid, chain_command(verb, order, way), check=False)
+            proc = netns.run(chain_command(verb, order, way), check=False)
             if proc.returncode != 0 and not any(m in proc.stderr + proc.stdout for m in _MISSING):
-                raise HostFailed(
-                    f"iptables {verb} in {pid}'s network on {host.node}: {last_line(proc)}"
-                )
+                raise HostFailed(f"iptables {verb} in {netns}: {last_line(proc)}")
 
 
 def _iptables_fault(build: Callable[[Mapping[str, str]], list[Rule]]) -> tuple[ApplyFn, UndoFn]:
@@ -333,7 +403,7 @@ def _iptables_fault(build: Callable[[Mapping[str, str]], list[Rule]]) -> tuple[A
         order = order_name(params)
         rules = build(params)  # checks the parameters before anything changes
         pid = require_pid(host, params)
-        apply_rules(host, pid, order, rules)
+        apply_rules(Netns(host, pid), order, rules)
         return {"pod": pod_name(params), "pid": str(pid), "rules": str(len(rules))}
 
     def undo(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
@@ -341,13 +411,47 @@ def _iptables_fault(build: Callable[[Mapping[str, str]], list[Rule]]) -> tuple[A
         pid = sandbox_pid(host, params)
         if pid is None:
             return  # the pod's sandbox is gone, and its network namespace with the rules
-        remove_rules(host, pid, order)
+        remove_rules(Netns(host, pid), order)
+
+    return apply, undo
+
+
+def _node_iptables_fault(
+    build: Callable[[Mapping[str, str], list[str]], list[Rule]],
+) -> tuple[ApplyFn, UndoFn]:
+    """Rules in the node's own network namespace: what the node's processes (kubelet,
+    kube-proxy, containerd, pods on the host's network such as etcd and the API server)
+    send and receive. Pods on the pod network, this agent included, are routed through
+    the node (FORWARD) and keep their traffic. The node's own addresses are spared."""
+
+    def apply(host: Host, params: Mapping[str, str]) -> Info:
+        order = order_name(params)
+        resolved = resolve_hosts(host, params)
+        rules = build(params, resolved)  # checks the parameters before anything changes
+        apply_rules(Netns(host, None), order, sparing_rules(own_addresses(host), rules))
+        info = {"node": host.node, "rules": str(len(rules))}
+        if resolved:
+            info["peer_hosts"] = ",".join(resolved)
+        return info
+
+    def undo(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
+        remove_rules(Netns(host, None), order_name(params))
 
     return apply, undo
 
 
 def _partition(params: Mapping[str, str]) -> list[Rule]:
     return partition_rules(peers(params, required=True), direction(params, "both"))
+
+
+def _node_partition(params: Mapping[str, str], extra: list[str]) -> list[Rule]:
+    networks = node_peers(params, extra, required=True)
+    return partition_rules(networks, direction(params, "both"))
+
+
+def _node_loss(params: Mapping[str, str], extra: list[str]) -> list[Rule]:
+    networks = node_peers(params, extra, required=False)
+    return loss_rules(probability(params), networks, direction(params, "egress"))
 
 
 def _loss(params: Mapping[str, str]) -> list[Rule]:
@@ -363,6 +467,8 @@ def _dns(params: Mapping[str, str]) -> list[Rule]:
 register(NodeFault("net-partition", *_iptables_fault(_partition)))
 register(NodeFault("net-loss", *_iptables_fault(_loss)))
 register(NodeFault("dns-outage", *_iptables_fault(_dns)))
+register(NodeFault("node-partition", *_node_iptables_fault(_node_partition)))
+register(NodeFault("node-loss", *_node_iptables_fault(_node_loss)))
 
 
 # ---------------------------------------------------------------------------- tc

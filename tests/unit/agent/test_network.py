@@ -295,3 +295,80 @@ def test_delay_is_refused_in_one_line_on_a_kernel_without_netem(
     node = _qdisc_node(monkeypatch, "qdisc noqueue 0: root refcnt 2\n", add=busy)
     with pytest.raises(h.HostFailed, match="Device or resource busy"):
         h.FAULTS["net-delay"].apply(node.host, params(delay_ms="100"))
+
+
+class NodeNet:
+    """A node whose own network commands are recorded: ``ip`` answers its addresses,
+    ``getent`` resolves the load balancer's name, iptables finds no jump yet."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+        def node_run(host: h.Host, *argv: str, check: bool = True) -> _Proc:
+            self.calls.append(argv)
+            if argv[0] == "ip":
+                return _Proc(
+                    "1: lo    inet 127.0.0.1/8 scope host lo\n"
+                    "361: eth0    inet 172.18.0.6/16 brd 172.18.255.255 scope global eth0\n"
+                )
+            if argv[0] == "getent":
+                return _Proc(
+                    "172.18.0.2      STREAM lb\n172.18.0.2      DGRAM\n" if argv[2] == "lb" else "",
+                    returncode=0 if argv[2] == "lb" else 2,
+                )
+            if "-C" in argv:
+                return _Proc(returncode=1)
+            return _Proc()
+
+        monkeypatch.setattr(h.Host, "run", node_run)
+        self.host = h.Host("w1", Path("/nonexistent"))
+
+    def iptables(self) -> list[tuple[str, ...]]:
+        return [c for c in self.calls if c[0] == "iptables"]
+
+
+def test_a_node_partition_spares_the_nodes_own_addresses_and_resolves_peer_hosts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node = NodeNet(monkeypatch)
+    p = {ORDER_PARAM: ORDER, "peers": "172.18.0.5,172.18.0.0/16", "peer_hosts": "lb"}
+    info = h.FAULTS["node-partition"].apply(node.host, p)
+    assert info == {"node": "w1", "rules": "6", "peer_hosts": "172.18.0.2"}
+    appended = [c[3:] for c in node.iptables() if c[2] == "-A"]
+    assert appended[:4] == [
+        (CHAIN_IN, "-s", "127.0.0.1/32", *TAG, "-j", "RETURN"),
+        (CHAIN_IN, "-s", "172.18.0.6/32", *TAG, "-j", "RETURN"),
+        (CHAIN_IN, "-s", "172.18.0.5/32", *TAG, "-j", "DROP"),
+        (CHAIN_IN, "-s", "172.18.0.0/16", *TAG, "-j", "DROP"),
+    ]
+    assert (CHAIN_IN, "-s", "172.18.0.2/32", *TAG, "-j", "DROP") in appended
+    assert (CHAIN_OUT, "-d", "172.18.0.6/32", *TAG, "-j", "RETURN") in appended
+    # in the node's own namespaces (Host.run), never a pod's
+    assert ("iptables", "-w", "-I", "INPUT", "1", *TAG, "-j", CHAIN_IN) in node.calls
+    node.calls.clear()
+    h.FAULTS["node-partition"].undo(node.host, p, info)
+    assert ("iptables", "-w", "-X", CHAIN_OUT) in node.calls
+
+
+def test_node_partition_refusals_come_before_any_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    node = NodeNet(monkeypatch)
+    apply = h.FAULTS["node-partition"].apply
+    with pytest.raises(h.FaultRefused, match="loopback is never cut"):
+        apply(node.host, {ORDER_PARAM: ORDER, "peers": "127.0.0.0/8"})
+    with pytest.raises(h.FaultRefused, match="cannot resolve peer host 'nowhere'"):
+        apply(node.host, {ORDER_PARAM: ORDER, "peers": "10.0.0.1", "peer_hosts": "nowhere"})
+    with pytest.raises(h.FaultRefused, match="is not a host name"):
+        apply(node.host, {ORDER_PARAM: ORDER, "peer_hosts": "-x;rm"})
+    with pytest.raises(h.FaultRefused, match="'peers' is required"):
+        apply(node.host, {ORDER_PARAM: ORDER})
+    assert node.iptables() == []
+
+
+def test_node_loss_drops_a_share_of_the_nodes_packets(monkeypatch: pytest.MonkeyPatch) -> None:
+    node = NodeNet(monkeypatch)
+    h.FAULTS["node-loss"].apply(node.host, {ORDER_PARAM: ORDER, "percent": "30"})
+    appended = [c[3:] for c in node.iptables() if c[2] == "-A"]
+    assert appended[-1] == (
+        CHAIN_OUT, "-m", "statistic", "--mode", "random", "--probability", "0.3",
+        *TAG, "-j", "DROP",
+    )  # fmt: skip

@@ -58,12 +58,17 @@ def test_the_flash_sale_suite_covers_every_experiment_of_the_default_topology() 
     assert loaded.load is not None and loaded.load.profile == "flash_sale"
 
 
-def test_the_network_suite_covers_every_network_experiment() -> None:
-    loaded = load_suite(SUITES / "network.yaml")
-    assert {e.file.resolve() for e in loaded.experiments} == _experiments_tagged(
-        "network", tagged=True
-    )
-    assert loaded.load is not None and loaded.load.profile == "flash_sale"
+def test_the_network_and_partitions_suites_cover_every_network_experiment() -> None:
+    """Pod network faults in suites/network.yaml, node partitions in suites/partitions.yaml."""
+    network = load_suite(SUITES / "network.yaml")
+    partitions = load_suite(SUITES / "partitions.yaml")
+    tagged = _experiments_tagged("network", tagged=True)
+    partition = _experiments_tagged("partition", tagged=True)
+    assert partition and partition <= tagged
+    assert {e.file.resolve() for e in network.experiments} == tagged - partition
+    assert {e.file.resolve() for e in partitions.experiments} == partition
+    for loaded in (network, partitions):
+        assert loaded.load is not None and loaded.load.profile == "flash_sale"
 
 
 def test_defaults_and_overrides(tmp_path: Path) -> None:
