@@ -1066,10 +1066,7 @@ def faults_plan(
 ) -> None:
     """Show the victims FAULT would hit with this seed, without touching anything (exit 2
     if FAULT cannot act on the target, e.g. a power fault off chaoskit's kind clusters)."""
-    from chaoskit.faults.base import FaultEnv
-    from chaoskit.faults.nodes import NodeOps
-    from chaoskit.faults.runner import fault_log, plan
-    from chaoskit.faults.state import StateFile
+    from chaoskit.faults.runner import fault_env, plan
     from chaoskit.faults.target import resolve_target
 
     settings = _settings(ctx)
@@ -1081,14 +1078,7 @@ def faults_plan(
         allow_context=allow_context,
         namespaces=namespaces or None,
     )
-    env = FaultEnv(
-        target=target,
-        nodes=NodeOps(target.cluster, fault_log(settings, target.key)),
-        state=StateFile.of(settings, target.key),
-        run_id="plan",
-        settings=settings,
-        install_agent=False,
-    )
+    env = fault_env(settings, target, run_id="plan", install_agent=False)
     _, victims = plan(env, fault, _key_values("--set", arguments), seed=seed)
     for victim in victims:
         click.echo(victim.label)

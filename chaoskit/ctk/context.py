@@ -33,10 +33,8 @@ from kubernetes import client
 from chaoskit.ctk import operator
 from chaoskit.errors import OperationFailed
 from chaoskit.faults.base import FaultEnv
-from chaoskit.faults.nodes import NodeOps
 from chaoskit.faults.params import coerce
-from chaoskit.faults.runner import FaultSession, Injection, fault_log, new_run_id
-from chaoskit.faults.state import StateFile
+from chaoskit.faults.runner import FaultSession, Injection, fault_env, new_run_id
 from chaoskit.faults.target import Target, resolve_target
 from chaoskit.probes import oracle
 from chaoskit.probes.oracle import DesiredState, Verdict
@@ -188,15 +186,7 @@ def get(configuration: Mapping[str, Any] | None = None) -> RunContext:
             api_read=lambda: core.list_namespace(limit=1, _request_timeout=API_PROBE_TIMEOUT),
         ).start()
         run_id = new_run_id()
-        env = FaultEnv(
-            target=target,
-            nodes=NodeOps(target.cluster, fault_log(settings, target.key)),
-            state=StateFile.of(settings, target.key),
-            run_id=run_id,
-            settings=settings,
-            mark=timeline.mark,
-            _api=api,
-        )
+        env = fault_env(settings, target, run_id=run_id, mark=timeline.mark, _api=api)
         session = FaultSession(env, seed=seed, what=_what)
         _current = RunContext(settings, target, session, informers, timeline, seed, system, _what)
         logger.info(

@@ -7,6 +7,7 @@ Both are orders to the node's agent (:mod:`chaoskit.faults.agentnodes`).
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,21 @@ def kill_container(
     return killed
 
 
+def spare_port_node(
+    candidates: list[NodeContainer], count: int | None, percent: float | None
+) -> list[NodeContainer]:
+    """``candidates`` without the node that publishes the host's ports when the others
+    are enough for the victims wanted. A control plane whose etcd member or API server is
+    held down loses its own kubelet too (kubeadm points a control plane's kubelet at its
+    local API server): the Node goes NotReady and the ingress on it leaves its Service."""
+    others = [c for c in candidates if not c.publishes_ports]
+    if percent is not None:
+        wanted = max(1, math.ceil(len(candidates) * percent / 100))
+    else:
+        wanted = count if count is not None else 1
+    return others if len(others) >= wanted else candidates
+
+
 def kill_and_confirm(
     env: FaultEnv,
     node: str,
@@ -102,8 +118,11 @@ class ComponentFault(Fault[Any]):
 
     def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
         component = self.component()
+        candidates = self.candidates(env)
+        if self.holds and not self.params.nodes:
+            candidates = spare_port_node(candidates, self.params.count, self.params.percent)
         chosen: list[NodeContainer] = choose(
-            self.candidates(env),
+            candidates,
             key=lambda c: c.name,
             rng=rng,
             count=self.params.count,

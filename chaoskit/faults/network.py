@@ -48,7 +48,14 @@ from chaoskit.faults.base import (
 from chaoskit.faults.components import control_planes
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.etcd import leader
-from chaoskit.faults.pod import PodChoice, choice_label, choose_pods, pod_victim, running_pods
+from chaoskit.faults.pod import (
+    PodChoice,
+    choice_label,
+    choose_pods,
+    hold_on_pod,
+    pod_victim,
+    running_pods,
+)
 from chaoskit.faults.registry import register
 from chaoskit.faults.selector import DNS_LABEL, selector_problem
 
@@ -268,22 +275,8 @@ class NetworkFault(Fault[Any]):
         return {}
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
-        params = {
-            "pod_uid": victim.uid,
-            "namespace": victim.namespace,
-            "pod": victim.name,
-            **self.order_params(env, victim),
-        }
-        info = env.agents().hold(
-            victim.node,
-            self.agent_fault,
-            params,
-            record=record,
-            description=f"{self.name} of {victim.label} ended",
-            duration=self.params.duration,
-        )
-        shown = {k: v for k, v in params.items() if k not in ("pod_uid", "namespace", "pod")}
-        return {"victim": victim.label, **shown, "agent": info}
+        params = self.order_params(env, victim)
+        return hold_on_pod(env, self, victim, record, agent_fault=self.agent_fault, params=params)
 
 
 def _peer_params(fault: NetworkFault, env: FaultEnv, victim: Victim) -> dict[str, str]:

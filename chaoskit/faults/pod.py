@@ -79,6 +79,28 @@ def _choose_pods(
     return choose_pods(fault, params, running_pods(env, params.namespace, params.selector), rng)
 
 
+def hold_on_pod(
+    env: FaultEnv,
+    fault: Fault[Any],
+    victim: Victim,
+    record: Recorder,
+    *,
+    agent_fault: str,
+    params: dict[str, str],
+) -> dict[str, Any]:
+    """Orders ``agent_fault`` on ``victim`` (a pod) from the agent on its node, held until
+    the release (or the fault's ``duration``); returns the details to report."""
+    info = env.agents().hold(
+        victim.node,
+        agent_fault,
+        {"pod_uid": victim.uid, "namespace": victim.namespace, "pod": victim.name, **params},
+        record=record,
+        description=f"{fault.name} of {victim.label} ended",
+        duration=getattr(fault.params, "duration", None),
+    )
+    return {"victim": victim.label, **params, "agent": info}
+
+
 @dataclass(frozen=True, kw_only=True)
 class PodKillParams(PodChoice):
     grace_period: int | None = field(

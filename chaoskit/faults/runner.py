@@ -28,6 +28,7 @@ from chaoskit.settings import Settings
 
 if TYPE_CHECKING:
     from chaoskit.agent.client import Orders
+    from chaoskit.faults.target import Target
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,18 @@ def new_run_id() -> str:
 
 def fault_log(settings: Settings, cluster: str) -> Path:
     return settings.log_dir / "faults" / f"{cluster}.log"
+
+
+def fault_env(settings: Settings, target: Target, *, run_id: str, **extra: Any) -> FaultEnv:
+    """What faults act through on ``target``: its nodes, its state file, this run's id."""
+    return FaultEnv(
+        target=target,
+        nodes=NodeOps(target.cluster, fault_log(settings, target.key)),
+        state=StateFile.of(settings, target.key),
+        run_id=run_id,
+        settings=settings,
+        **extra,
+    )
 
 
 @dataclass

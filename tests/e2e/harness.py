@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client
 
 from chaoskit.cluster.access import ClusterAccess
+from chaoskit.faults.runner import FaultSession, fault_env
 from chaoskit.faults.state import StateFile
+from chaoskit.faults.target import resolve_target
 from chaoskit.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,3 +85,18 @@ def pending_changes(cluster: Cluster) -> list[str]:
     """What chaoskit changed on the cluster and has not undone yet (its state file)."""
     state = StateFile.of(Settings.from_env(), cluster.name)
     return [c.undo.description for c in state.pending()]
+
+
+@contextmanager
+def fault_session(cluster: Cluster, namespace: str) -> Iterator[FaultSession]:
+    """Faults injected in-process (as ``chaoskit run`` does), on ``namespace``; nothing
+    left pending at the end."""
+    settings = Settings.from_env()
+    target = resolve_target(settings, cluster=cluster.name, namespaces=(namespace,))
+    env = fault_env(settings, target, run_id=f"e2e-net-{uuid.uuid4().hex[:8]}")
+    faults = FaultSession(env, seed="15", what="e2e network faults")
+    try:
+        yield faults
+    finally:
+        faults.close()
+    assert pending_changes(cluster) == []

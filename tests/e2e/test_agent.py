@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from chaoskit.agent.client import DEFAULT_TTL, Orders
 from chaoskit.agent.nodeagent.orders import NAMESPACE
 from tests.e2e.harness import REPO, Cluster, chaoskit, pending_changes
+from tests.e2e.workloads import ready_pods, wait_for, web_deployment
 
 
 def node_sh(node: str, script: str) -> str:
@@ -106,7 +107,8 @@ def test_unknown_fault_is_failed_not_applied(cluster: Cluster, agent: Orders) ->
 
 DEAD_MAN_EXPERIMENT = {
     "version": "1.0.0",
-    "title": "kubelet stopped and the scheduler held down, by a harness that then dies",
+    "title": "kubelet stopped, a pod partitioned and hogged, the scheduler held down, by a "
+    "harness that then dies",
     "description": "The harness is killed with SIGKILL while both faults are in force.",
     "tags": ["chaoskit", "agent"],
     "controls": [
@@ -121,6 +123,19 @@ DEAD_MAN_EXPERIMENT = {
         },
         {
             "type": "action",
+            "name": "partition-the-web-pod",
+            "provider": {"type": "python", "module": "chaoskit.ctk.actions",
+                         "func": "partition_network",
+                         "arguments": {"selector": "app=web", "peer_cidrs": ["10.96.0.0/12"]}},
+        },
+        {
+            "type": "action",
+            "name": "hog-cpu-in-the-web-pod",
+            "provider": {"type": "python", "module": "chaoskit.ctk.actions", "func": "hog_cpu",
+                         "arguments": {"selector": "app=web"}},
+        },
+        {
+            "type": "action",
             "name": "hold-the-scheduler",
             "provider": {"type": "python", "module": "chaoskit.ctk.actions",
                          "func": "stop_control_plane",
@@ -131,11 +146,22 @@ DEAD_MAN_EXPERIMENT = {
 }  # fmt: skip
 
 
+def pod_sandbox_pid(node: str, namespace: str, selector: str) -> str:
+    """The host pid of a pod's sandbox on ``node``, asked of the node's crictl."""
+    sandbox = node_sh(node, f"crictl pods -q --state ready --namespace {namespace} "
+                            f"--label {selector} | head -1")  # fmt: skip
+    return node_sh(node, f"crictl inspectp -o go-template --template '{{{{.info.pid}}}}' {sandbox}")
+
+
+@pytest.mark.usefixtures("probe_loaded")
 def test_a_killed_harness_leaves_nothing_the_agent_does_not_undo(
     cluster: Cluster, agent: Orders, namespace: str, tmp_path: Path
 ) -> None:
-    """Dead-man proof: SIGKILL of `chaoskit run` while kubelet is stopped and a static pod
-    is held down; the agent restores both within the order's expiry, no recover needed."""
+    """Dead-man proof: SIGKILL of `chaoskit run` while kubelet is stopped, a pod is
+    partitioned and hogged, and a static pod is held down; the agent (and the hog itself)
+    undo all of it within the orders' expiry, no recover needed."""
+    cluster.apps.create_namespaced_deployment(namespace, web_deployment("web", 1, {"app": "web"}))
+    wait_for("web Ready", lambda: ready_pods(cluster.core, namespace, "app=web"), 120)
     experiment = tmp_path / "dead-man.json"
     experiment.write_text(json.dumps(DEAD_MAN_EXPERIMENT))
     run = subprocess.Popen(
@@ -145,9 +171,9 @@ def test_a_killed_harness_leaves_nothing_the_agent_does_not_undo(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while len(applied := [o for o in agent.list() if o.phase == "Applied"]) < 2:
+        while len(applied := [o for o in agent.list() if o.phase == "Applied"]) < 4:
             assert run.poll() is None, run.communicate()[0][-3000:]
-            assert time.monotonic() < deadline, "both faults not in force after 300 s"
+            assert time.monotonic() < deadline, "the four faults not in force after 300 s"
             time.sleep(0.5)
         run.kill()  # SIGKILL: no finally block, no rollback, no more renewals
         killed = time.monotonic()
@@ -157,14 +183,20 @@ def test_a_killed_harness_leaves_nothing_the_agent_does_not_undo(
             run.kill()
     by_fault = {o.fault: o for o in applied}
     worker, plane = by_fault["unit-stop"].node, by_fault["static-pod-hold"].node
+    web = by_fault["net-partition"].node
+    pid = pod_sandbox_pid(web, namespace, "app=web")
     assert node_sh(worker, "systemctl is-active kubelet") != "active"
+    assert "CK-" in node_sh(web, f"nsenter -t {pid} -n iptables -S")
+    assert node_sh(web, "find /sys/fs/cgroup -maxdepth 9 -name 'chaoskit-*' -type d")
     while any(agent.get(o.name).phase != "Undone" for o in applied):
         assert time.monotonic() - killed < DEFAULT_TTL + 15, "not undone within the expiry"
         time.sleep(0.2)
     undone_after = time.monotonic() - killed
-    print(f"dead-man undo: both faults undone {undone_after:.1f} s after the SIGKILL")
+    print(f"dead-man undo: the four faults undone {undone_after:.1f} s after the SIGKILL")
     assert node_sh(worker, "systemctl is-active kubelet") == "active"
     assert "kube-scheduler.yaml" in node_sh(plane, "ls /etc/kubernetes/manifests")
+    assert "CK-" not in node_sh(web, f"nsenter -t {pid} -n iptables -S")
+    assert not node_sh(web, "find /sys/fs/cgroup -maxdepth 9 -name 'chaoskit-*' -type d")
     deadline = time.monotonic() + 120
     while not (node_ready(cluster, worker) and pod_ready(cluster, f"kube-scheduler-{plane}")):
         assert time.monotonic() < deadline, f"{worker} or the scheduler not back 120 s later"

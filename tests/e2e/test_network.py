@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from chaoskit.faults.base import FaultEnv
 from chaoskit.faults.errors import FaultFailed
-from chaoskit.faults.nodes import NodeOps
-from chaoskit.faults.runner import FaultSession, fault_log
-from chaoskit.faults.state import StateFile
-from chaoskit.faults.target import resolve_target
-from chaoskit.settings import Settings
-from tests.e2e.harness import Cluster, Shop, pending_changes
+from chaoskit.faults.runner import FaultSession
+from tests.e2e.harness import Cluster, Shop, fault_session
 from tests.e2e.workloads import exec_in, probe_statefulset, ready_pods, wait_for, web_deployment
 
 ORDER = "app.kubernetes.io/name=order"
@@ -71,27 +64,6 @@ try:
 except OSError:
     print("no answer")
 """
-
-
-@contextmanager
-def fault_session(cluster: Cluster, namespace: str) -> Iterator[FaultSession]:
-    """Faults injected in-process (as ``chaoskit run`` does), on ``namespace``; nothing
-    left pending at the end."""
-    settings = Settings.from_env()
-    target = resolve_target(settings, cluster=cluster.name, namespaces=(namespace,))
-    env = FaultEnv(
-        target=target,
-        nodes=NodeOps(target.cluster, fault_log(settings, target.key)),
-        state=StateFile.of(settings, target.key),
-        run_id=f"e2e-net-{uuid.uuid4().hex[:8]}",
-        settings=settings,
-    )
-    faults = FaultSession(env, seed="15", what="e2e network faults")
-    try:
-        yield faults
-    finally:
-        faults.close()
-    assert pending_changes(cluster) == []
 
 
 @pytest.fixture

@@ -29,19 +29,23 @@ def load_probe_image(cluster_name: str) -> None:
     )
 
 
-def web_deployment(name: str, replicas: int, labels: dict[str, str]) -> client.V1Deployment:
-    """probe servers, spread over the workers, quick to notice a lost node."""
-    container = client.V1Container(
-        name="web",
+def probe_server(name: str) -> client.V1Container:
+    """The probe image serving HTTP on 8080, Ready once /healthz answers (polled each second)."""
+    return client.V1Container(
+        name=name,
         image=PROBE_IMAGE,
         image_pull_policy="Never",
         args=["serve"],
         ports=[client.V1ContainerPort(container_port=8080)],
         readiness_probe=client.V1Probe(
-            http_get=client.V1HTTPGetAction(path="/healthz", port=8080),
-            period_seconds=1,
+            http_get=client.V1HTTPGetAction(path="/healthz", port=8080), period_seconds=1
         ),
     )
+
+
+def web_deployment(name: str, replicas: int, labels: dict[str, str]) -> client.V1Deployment:
+    """probe servers, spread over the workers, quick to notice a lost node."""
+    container = probe_server("web")
     spread = client.V1TopologySpreadConstraint(
         max_skew=1,
         topology_key="kubernetes.io/hostname",
@@ -69,16 +73,7 @@ def web_deployment(name: str, replicas: int, labels: dict[str, str]) -> client.V
 
 def probe_statefulset(name: str, labels: dict[str, str]) -> client.V1StatefulSet:
     """One probe server with a stable name (``NAME-0``): a StatefulSet's at-most-one pod."""
-    container = client.V1Container(
-        name="db",
-        image=PROBE_IMAGE,
-        image_pull_policy="Never",
-        args=["serve"],
-        ports=[client.V1ContainerPort(container_port=8080)],
-        readiness_probe=client.V1Probe(
-            http_get=client.V1HTTPGetAction(path="/healthz", port=8080), period_seconds=1
-        ),
-    )
+    container = probe_server("db")
     return client.V1StatefulSet(
         metadata=client.V1ObjectMeta(name=name, labels=labels),
         spec=client.V1StatefulSetSpec(

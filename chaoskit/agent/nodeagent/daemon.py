@@ -13,7 +13,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import network  # noqa: F401 - registers the network faults
+from . import (
+    network,  # noqa: F401 - registers the network faults
+    resources,  # noqa: F401 - registers the resource faults
+)
 from . import orders as o
 from .host import FAULTS, FaultRefused, Host, HostFailed, arm_backstop, disarm_backstop
 from .kube import Api, ApiUnavailable

@@ -9,6 +9,7 @@ import pytest
 
 from chaoskit.faults import base
 from chaoskit.faults.base import FaultEnv, NodeChoice, choose
+from chaoskit.faults.components import spare_port_node
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.nodes import NodeContainer, publishes_topology_ports
 from chaoskit.faults.runner import victim_rng
@@ -141,3 +142,16 @@ def test_the_port_publishing_node_is_told_apart_from_the_api_servers() -> None:
     # every control plane of a 3-member cluster publishes its API server: not the ingress
     assert not publishes_topology_ports("127.0.0.1:45811->6443/tcp")
     assert not publishes_topology_ports("")  # a worker, or a stopped node
+
+
+def test_holds_on_control_planes_spare_the_port_node_when_the_others_suffice() -> None:
+    planes = [
+        NodeContainer("cp1", "control-plane", "running", publishes_ports=True),
+        NodeContainer("cp2", "control-plane", "running", publishes_ports=False),
+        NodeContainer("cp3", "control-plane", "running", publishes_ports=False),
+    ]
+    assert [c.name for c in spare_port_node(planes, 2, None)] == ["cp2", "cp3"]
+    assert [c.name for c in spare_port_node(planes, None, None)] == ["cp2", "cp3"]
+    assert spare_port_node(planes, 3, None) == planes
+    assert spare_port_node(planes, None, 100) == planes
+    assert spare_port_node(planes[:1], 1, None) == planes[:1]

@@ -47,25 +47,30 @@ def _experiments_tagged(tag: str, *, tagged: bool) -> set[Path]:
 
 
 def test_the_flash_sale_suite_covers_every_experiment_of_the_default_topology() -> None:
-    """Every experiment file, except the data tier's (they need topology ecommerce-ha) and
-    the network faults' (suites/network.yaml: kept out of flash-sale for its CI time)."""
+    """Every experiment file, except the data tier's (they need topology ecommerce-ha), the
+    network and resource faults' (suites/network.yaml, suites/partitions.yaml: kept out of
+    flash-sale for its CI time)."""
     loaded = load_suite(SUITES / "flash-sale.yaml")
     files = {e.file.resolve() for e in loaded.experiments}
     default_topology = _experiments_tagged("data-tier", tagged=False)
-    network = _experiments_tagged("network", tagged=True)
-    assert network and not files & network
-    assert files == default_topology - network
+    elsewhere = _experiments_tagged("network", tagged=True) | _experiments_tagged(
+        "resource", tagged=True
+    )
+    assert elsewhere and not files & elsewhere
+    assert files == default_topology - elsewhere
     assert loaded.load is not None and loaded.load.profile == "flash_sale"
 
 
 def test_the_network_and_partitions_suites_cover_every_network_experiment() -> None:
-    """Pod network faults in suites/network.yaml, node partitions in suites/partitions.yaml."""
+    """Pod network and resource faults in suites/network.yaml, node partitions in
+    suites/partitions.yaml."""
     network = load_suite(SUITES / "network.yaml")
     partitions = load_suite(SUITES / "partitions.yaml")
     tagged = _experiments_tagged("network", tagged=True)
     partition = _experiments_tagged("partition", tagged=True)
     assert partition and partition <= tagged
-    assert {e.file.resolve() for e in network.experiments} == tagged - partition
+    resource = _experiments_tagged("resource", tagged=True)
+    assert {e.file.resolve() for e in network.experiments} == (tagged - partition) | resource
     assert {e.file.resolve() for e in partitions.experiments} == partition
     for loaded in (network, partitions):
         assert loaded.load is not None and loaded.load.profile == "flash_sale"

@@ -1,4 +1,4 @@
-"""The node network faults' parameters and peers, without a cluster."""
+"""The node network faults' and the pod hogs' parameters and peers, without a cluster."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ from typing import Any
 
 import pytest
 
-from chaoskit.faults.errors import InvalidParam
+from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.network import (
     NodeLossParams,
     NodePartitionParams,
     endpoint_host,
     node_peer_ips,
+)
+from chaoskit.faults.resources import (
+    CpuHogParams,
+    DiskFill,
+    DiskFillParams,
+    MemoryHogParams,
+    storage_limit_mb,
 )
 
 CP = "node-role.kubernetes.io/control-plane"
@@ -72,3 +79,39 @@ def test_the_control_plane_endpoint_host_is_read_from_kubeadms_configuration(
     text: str, host: str
 ) -> None:
     assert endpoint_host(text) == host
+
+
+def test_hog_amounts_are_checked_before_anything_runs() -> None:
+    with pytest.raises(InvalidParam, match="workers"):
+        CpuHogParams(namespace="shop", selector="app=x", workers=0).check()
+    with pytest.raises(InvalidParam, match="megabytes"):
+        MemoryHogParams(namespace="shop", selector="app=x", megabytes=10**6).check()
+    MemoryHogParams(namespace="shop", selector="app=x", megabytes=64).check()
+
+
+def pod_with_limits(*limits: str | None) -> Any:
+    containers = [
+        SimpleNamespace(
+            name=f"c{i}",
+            resources=SimpleNamespace(limits={"ephemeral-storage": limit} if limit else {}),
+        )
+        for i, limit in enumerate(limits)
+    ]
+    return SimpleNamespace(
+        metadata=SimpleNamespace(name="p", namespace="ns"),
+        spec=SimpleNamespace(containers=containers),
+    )
+
+
+def test_a_disk_fill_is_sized_from_the_pods_own_limit() -> None:
+    assert storage_limit_mb(pod_with_limits("64Mi", "1Gi")) == 64 + 1024
+    assert storage_limit_mb(pod_with_limits("64Mi", None)) is None
+    fill = DiskFill(DiskFillParams(namespace="ns", selector="app=x"))
+    assert fill.megabytes(pod_with_limits("64Mi")) == 64 + 16
+    with pytest.raises(FaultFailed, match="has no ephemeral-storage limit"):
+        fill.megabytes(pod_with_limits(None))
+    over = DiskFill(DiskFillParams(namespace="ns", selector="app=x", megabytes=200))
+    with pytest.raises(InvalidParam, match="more than twice the pod's limit"):
+        over.megabytes(pod_with_limits("64Mi"))
+    with pytest.raises(InvalidParam, match="must be absolute"):
+        DiskFillParams(namespace="ns", selector="app=x", path="tmp").check()

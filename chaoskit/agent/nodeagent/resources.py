@@ -1,0 +1,342 @@
+"""Resource faults inside one pod: a CPU hog and a memory hog in its cgroup, and a disk
+fill of its own filesystem.
+
+The hog is a small program of the agent's own Python, started by the agent and moved
+into a cgroup of its own under the victim pod's cgroup (``chaoskit-<hash of the order>``),
+before it does anything: so the pod's own CPU quota and memory limit apply to it as to the
+pod's processes, and the kernel charges its memory to the pod (an OOM kill inside the pod
+is the pod's). The node's cgroup tree is reached in PID 1's mount and cgroup namespaces,
+the same on cgroup v1 (one tree per controller) and v2 (one tree).
+
+The hog ends by itself: once a second it reads the agent's local order file and exits
+when its order is no longer Applied there or its expiry has passed. The agent keeps that
+file up to date from the API (renewals), so a hog outlives neither a release nor a dead
+harness, and not a dead agent either (the file then stops moving). The undo kills every
+process in the hog's cgroup and removes the cgroup; after an agent restart that is found
+from the order's name alone.
+
+The disk fill writes one file of zeros, named after the order, into a directory of one of
+the pod's containers (``/tmp`` by default: its writable layer, or an emptyDir mounted
+there), reached through ``/proc/PID/root`` of the container's main process. It never
+leaves less than 1 GiB free on the filesystem it writes to; the harness sizes it from the
+pod's own ephemeral-storage limit. The undo deletes the file; an evicted pod took it along.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from .host import (
+    COMMAND_TIMEOUT,
+    FaultRefused,
+    Host,
+    HostFailed,
+    Info,
+    NodeFault,
+    param,
+    register,
+    running_containers,
+)
+from .network import order_name, pod_name, require_pid, sandbox_pid
+
+logger = logging.getLogger(__name__)
+
+CGROUP_ROOT = PurePosixPath("/sys/fs/cgroup")
+NODE_CGROUP = ("nsenter", "--target", "1", "--mount", "--cgroup", "--")
+"""Commands in the node's mount and cgroup namespaces: its cgroupfs, and /proc/PID/cgroup
+paths relative to the root that cgroupfs shows."""
+CONTROLLERS = {"cpu-hog": ("cpu",), "memory-hog": ("memory",)}
+"""The v1 controller each hog needs (a v2 tree has them all)."""
+MAX_WORKERS = 16
+MAX_MEGABYTES = 65536
+MOVED_TIMEOUT = 10.0
+DEFAULT_STORE = "/var/lib/chaoskit-agent/orders.json"
+
+# The hog: forks once so that the agent has no child to reap, prints the pid that works,
+# waits until the agent has moved it into its cgroup (its leaf's name in /proc/self/cgroup),
+# then burns CPU or holds memory until its order is gone or expired in the order file.
+HOG = r"""
+import datetime, json, os, sys, time
+kind, amount, store, order, leaf = sys.argv[1:6]
+amount = int(amount)
+child = os.fork()
+if child:
+    print(child, flush=True)
+    os._exit(0)
+os.setsid()
+for fd in (0, 1, 2):
+    os.close(fd)
+deadline = time.monotonic() + 10
+while leaf not in open("/proc/self/cgroup").read():
+    if time.monotonic() > deadline:
+        os._exit(3)
+    time.sleep(0.05)
+
+def expiry():
+    try:
+        with open(store) as f:
+            entries = json.load(f).get("orders", [])
+    except (OSError, ValueError):
+        return None
+    for e in entries:
+        if e.get("name") == order and e.get("phase") == "Applied":
+            text = e["expiresAt"].replace("Z", "+00:00")
+            return datetime.datetime.fromisoformat(text).timestamp()
+    return 0.0
+
+known = time.time() + 30
+def live():
+    global known
+    found = expiry()
+    if found is not None:
+        known = found
+    return time.time() < known
+
+if kind == "cpu":
+    for _ in range(amount - 1):
+        if os.fork() == 0:
+            break
+    while live():
+        end = time.monotonic() + 1
+        while time.monotonic() < end:
+            pass
+else:
+    held = bytearray(amount * 1024 * 1024)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    while live():
+        time.sleep(1)
+os._exit(0)
+"""
+
+
+def leaf(order: str) -> str:
+    return f"chaoskit-{hashlib.sha256(order.encode()).hexdigest()[:12]}"
+
+
+def node_run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*NODE_CGROUP, *argv], capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+    )
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise HostFailed(f"{' '.join(argv)}: {detail[-1] if detail else proc.returncode}")
+    return proc
+
+
+def cgroup_lines(text: str) -> dict[str, str]:
+    """``/proc/PID/cgroup`` -> {controller: path}; v2's single line is under ""."""
+    found = {}
+    for line in text.splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if not controllers:
+            found[""] = path
+        for controller in controllers.split(","):
+            if controller:
+                found[controller] = path
+    return found
+
+
+def mount_of(controller: str, v2: bool) -> PurePosixPath:
+    """The cgroupfs directory of ``controller`` (v1 mounts cpu as ``cpu,cpuacct``)."""
+    if v2:
+        return CGROUP_ROOT
+    return CGROUP_ROOT / ("cpu,cpuacct" if controller == "cpu" else controller)
+
+
+def candidates(mount: PurePosixPath, path: str) -> list[PurePosixPath]:
+    """Where ``path`` may be under ``mount``: as it is, then with leading parts dropped
+    (a node in a container sees its own cgroup as the root of its mounts)."""
+    parts = [p for p in PurePosixPath(path).parts if p != "/"]
+    return [mount.joinpath(*parts[i:]) for i in range(len(parts) + 1)]
+
+
+def pod_cgroups(pid: int, fault: str) -> list[PurePosixPath]:
+    """The victim pod's cgroup directories (one per controller the hog needs): the parent
+    of its sandbox's, found where the sandbox's pid is listed."""
+    lines = cgroup_lines(node_run(["cat", f"/proc/{pid}/cgroup"]).stdout)
+    v2 = list(lines) == [""]
+    result = []
+    for controller in ("",) if v2 else CONTROLLERS[fault]:
+        path = lines.get(controller)
+        if path is None:
+            raise FaultRefused(f"the pod's sandbox (pid {pid}) has no {controller} cgroup")
+        for directory in candidates(mount_of(controller, v2), path):
+            procs = node_run(["cat", str(directory / "cgroup.procs")], check=False)
+            if procs.returncode == 0 and str(pid) in procs.stdout.split():
+                result.append(directory.parent)
+                break
+        else:
+            raise FaultRefused(f"cannot find the cgroup {path!r} of pid {pid} on the node")
+    return result
+
+
+def amount(params: Mapping[str, str], key: str, most: int) -> int:
+    text = param(params, key)
+    if not text.isdigit() or not 0 < int(text) <= most:
+        raise FaultRefused(f"{key} must be a whole number from 1 to {most}, not {text!r}")
+    return int(text)
+
+
+def start_hog(kind: str, size: int, order: str, store: str) -> int:
+    """Starts the hog detached; returns its pid (it waits to be moved)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", HOG, kind, str(size), store, order, leaf(order)],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    pid = proc.stdout.strip()
+    if proc.returncode != 0 or not pid.isdigit():
+        raise HostFailed(f"the hog did not start: {proc.stderr.strip()[-200:]}")
+    return int(pid)
+
+
+def hog_procs(directory: PurePosixPath) -> list[int]:
+    proc = node_run(["cat", str(directory / "cgroup.procs")], check=False)
+    return [int(p) for p in proc.stdout.split() if p.isdigit()]
+
+
+def remove_hog(directories: list[PurePosixPath]) -> None:
+    """Kills every process of the hog's cgroups, then removes them."""
+    for _ in range(50):
+        pids = sorted({p for d in directories for p in hog_procs(d)})
+        if not pids:
+            break
+        node_run(["kill", "-KILL", *map(str, pids)], check=False)
+        time.sleep(0.1)
+    else:
+        raise HostFailed(f"the hog in {directories[0]} did not die")
+    for directory in directories:
+        proc = node_run(["rmdir", str(directory)], check=False)
+        if proc.returncode != 0 and "No such file" not in proc.stderr:
+            raise HostFailed(f"rmdir {directory}: {proc.stderr.strip()}")
+
+
+def _hog_fault(fault: str, kind: str, key: str, most: int) -> NodeFault:
+    def directories(pid: int, order: str) -> list[PurePosixPath]:
+        return [d / leaf(order) for d in pod_cgroups(pid, fault)]
+
+    def apply(host: Host, params: Mapping[str, str]) -> Info:
+        order = order_name(params)
+        size = amount(params, key, most)  # checked before anything changes
+        pid = require_pid(host, params)
+        mine = directories(pid, order)
+        info = {"pod": pod_name(params), key: str(size), "cgroup": str(mine[0])}
+        if any(hog_procs(d) for d in mine):
+            return info  # applied already (an agent restart re-applies)
+        for directory in mine:
+            node_run(["mkdir", "-p", str(directory)])
+        hog = start_hog(kind, size, order, os.environ.get("AGENT_STATE", DEFAULT_STORE))
+        try:
+            for directory in mine:
+                node_run(["sh", "-c", f"echo {hog} > {directory / 'cgroup.procs'}"])
+        except HostFailed:
+            node_run(["kill", "-KILL", str(hog)], check=False)
+            remove_hog(mine)
+            raise
+        info["pid"] = str(hog)
+        return info
+
+    def undo(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
+        order = order_name(params)
+        pid = sandbox_pid(host, params)
+        if pid is None:
+            return  # the pod is gone, and its cgroups with the hog
+        remove_hog(directories(pid, order))
+
+    return NodeFault(fault, apply, undo)
+
+
+register(_hog_fault("cpu-hog", "cpu", "workers", MAX_WORKERS))
+register(_hog_fault("memory-hog", "memory", "megabytes", MAX_MEGABYTES))
+
+
+# ---------------------------------------------------------------------------- disk fill
+
+FILL_CHUNK = 1024 * 1024
+DEFAULT_FILL_PATH = "/tmp"  # noqa: S108 - a directory inside the victim's container
+DISK_RESERVE = 1024 * 1024 * 1024
+"""Bytes a fill always leaves free on the filesystem it writes to: a pod's limit is the
+fault's measure, never the node's (or the host's) disk."""
+
+
+def fill_file(order: str) -> str:
+    return f"chaoskit-fill-{hashlib.sha256(order.encode()).hexdigest()[:12]}"
+
+
+def fill_path(params: Mapping[str, str]) -> str:
+    return params.get("path", "").strip() or DEFAULT_FILL_PATH
+
+
+def fill_dir(host: Host, params: Mapping[str, str]) -> Path | None:
+    """``path`` inside the pod's container, as the agent reaches it through the
+    container's main process (``/proc/PID/root``); None when no such container runs."""
+    path = fill_path(params)
+    if not path.startswith("/") or ".." in path.split("/"):
+        raise FaultRefused(f"path {path!r} must be absolute, without '..'")
+    namespace, container = param(params, "namespace"), param(params, "container")
+    found = running_containers(host, namespace, container, param(params, "pod"))
+    if not found:
+        return None
+    return Path(f"/proc/{found[0][1]}/root") / path.lstrip("/")
+
+
+def _fill(host: Host, params: Mapping[str, str]) -> Info:
+    order = order_name(params)
+    size = amount(params, "megabytes", MAX_MEGABYTES)  # checked before anything changes
+    directory = fill_dir(host, params)
+    if directory is None:
+        raise FaultRefused(f"node {host.node} runs no container {params['container']} of "
+                           f"{params['namespace']}/{params['pod']}")  # fmt: skip
+    try:
+        stat = os.statvfs(directory)
+    except OSError as e:
+        raise FaultRefused(f"cannot reach {fill_path(params)} in the pod: {e}") from None
+    target = directory / fill_file(order)
+    have = target.stat().st_size if target.exists() else 0
+    wanted = size * FILL_CHUNK
+    free = stat.f_bavail * stat.f_frsize
+    if wanted - have > free - DISK_RESERVE:
+        raise FaultRefused(
+            f"filling {size} MiB would leave less than 1 GiB free on the filesystem of "
+            f"{params['namespace']}/{params['pod']} ({free // FILL_CHUNK} MiB free)"
+        )
+    chunk = b"\0" * FILL_CHUNK
+    written = have
+    try:
+        with target.open("ab") as out:
+            while written < wanted:
+                out.write(chunk)
+                written += FILL_CHUNK
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as e:
+        # The container's filesystem (an emptyDir with a sizeLimit) may end first: what is
+        # written stays until the undo, as a full disk would.
+        logger.info("disk fill of %s stopped at %d MiB: %s", target, written // FILL_CHUNK, e)
+    return {
+        "file": f"{fill_path(params)}/{target.name}",
+        "megabytes": str(written // FILL_CHUNK),
+    }
+
+
+def _unfill(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
+    directory = fill_dir(host, params)
+    if directory is None:
+        return  # the container is gone (an evicted pod), and its writable layer with it
+    (directory / fill_file(order_name(params))).unlink(missing_ok=True)
+
+
+register(NodeFault("disk-fill", _fill, _unfill))

@@ -1,0 +1,198 @@
+"""Resource faults in pods: a CPU hog and a memory hog inside the victim pod's cgroup,
+and a disk fill of the pod's own filesystem up to its ephemeral-storage limit.
+
+Victim pods are chosen like the pod faults' (namespace in the allowlist, label selector,
+seeded count or percent, blast radius). Each is a hold: an order to the agent on the
+pod's node (:mod:`chaoskit.agent.nodeagent.resources`), which runs a hog in a cgroup of
+its own under the pod's, so that the pod's own CPU quota and memory limit apply to it as
+to the pod's processes; the hog is killed at the release, or ends by itself at the expiry
+should this process (or the agent) die. A memory hog above the pod's limit is OOM-killed
+by the kernel inside the pod (the hog, or one of the pod's processes).
+
+``disk-fill`` writes a file into one of the pod's containers, sized from the pod's own
+ephemeral-storage limit (by default 16 MiB past it, which the kubelet answers by evicting
+the pod); a pod without such a limit is refused, and the agent never leaves less than
+1 GiB free on the filesystem it writes to.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from chaoskit.agent.nodeagent.resources import DEFAULT_FILL_PATH, MAX_MEGABYTES, MAX_WORKERS
+from chaoskit.faults.base import Fault, FaultEnv, Hold, Recorder, Victim, help_
+from chaoskit.faults.errors import FaultFailed, InvalidParam
+from chaoskit.faults.pod import PodChoice, choose_pods, hold_on_pod, pod_victim, running_pods
+from chaoskit.faults.registry import register
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuHogParams(PodChoice, Hold):
+    workers: int = field(
+        default=1,
+        metadata=help_(f"busy processes, 1 to {MAX_WORKERS} (each burns up to one CPU)"),
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.workers <= MAX_WORKERS:
+            raise InvalidParam("workers", f"must be 1 to {MAX_WORKERS}, not {self.workers}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryHogParams(PodChoice, Hold):
+    megabytes: int = field(
+        metadata=help_("MiB allocated and touched inside the pod's memory cgroup")
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.megabytes <= MAX_MEGABYTES:
+            raise InvalidParam("megabytes", f"must be 1 to {MAX_MEGABYTES}, not {self.megabytes}")
+
+
+class PodHog(Fault[Any]):
+    """A hog held in each victim pod's cgroup, through the agent on the pod's node."""
+
+    holds = True
+    agent_fault: ClassVar[str] = ""
+    amount: ClassVar[str] = ""
+    """The parameter the agent takes: workers, megabytes."""
+
+    def check(self, env: FaultEnv) -> None:
+        env.target.check_namespace(self.params.namespace)
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        pods = running_pods(env, self.params.namespace, self.params.selector)
+        return [pod_victim(p) for p in choose_pods(self, self.params, pods, rng)]
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        params = {self.amount: str(getattr(self.params, self.amount))}
+        return hold_on_pod(env, self, victim, record, agent_fault=self.agent_fault, params=params)
+
+
+@register
+class CpuHog(PodHog):
+    name = "cpu-hog"
+    action = "hog_cpu"
+    summary = "burn CPU inside a pod's cgroup (its own CPU limit applies) until rollback"
+    params_type = CpuHogParams
+    agent_fault = "cpu-hog"
+    amount = "workers"
+
+
+@register
+class MemoryHog(PodHog):
+    name = "memory-hog"
+    action = "hog_memory"
+    summary = (
+        "hold memory inside a pod's cgroup until rollback; above the pod's limit the kernel "
+        "OOM-kills inside the pod"
+    )
+    params_type = MemoryHogParams
+    agent_fault = "memory-hog"
+    amount = "megabytes"
+
+
+MIB = 1024 * 1024
+PAST_LIMIT_MB = 16
+"""How far past the pod's limit a fill goes by default: enough for the kubelet to see it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiskFillParams(PodChoice, Hold):
+    container: str | None = field(
+        default=None, metadata=help_("container to write in (default: the pod's first)")
+    )
+    path: str = field(
+        default=DEFAULT_FILL_PATH,
+        metadata=help_("directory inside the container: its writable layer or an emptyDir"),
+    )
+    megabytes: int | None = field(
+        default=None,
+        metadata=help_(
+            f"MiB written, at most twice the pod's ephemeral-storage limit (default: the "
+            f"limit + {PAST_LIMIT_MB}, past it)"
+        ),
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not self.path.startswith("/") or ".." in self.path.split("/"):
+            raise InvalidParam("path", f"{self.path!r} must be absolute, without '..'")
+        if self.megabytes is not None and self.megabytes <= 0:
+            raise InvalidParam("megabytes", f"must be more than 0, not {self.megabytes}")
+
+
+def storage_limit_mb(pod: Any) -> int | None:
+    """The pod's ephemeral-storage limit (its containers' limits added), in MiB, or None
+    when a container has none (then the pod may use the node's whole disk)."""
+    from kubernetes.utils import parse_quantity  # noqa: PLC0415 - heavy: only when acting
+
+    total = 0
+    for container in pod.spec.containers:
+        limits = (container.resources.limits if container.resources else None) or {}
+        if "ephemeral-storage" not in limits:
+            return None
+        total += int(parse_quantity(limits["ephemeral-storage"]))
+    return total // MIB
+
+
+@register
+class DiskFill(Fault[DiskFillParams]):
+    name = "disk-fill"
+    action = "fill_disk"
+    summary = (
+        "fill a pod's own filesystem up to (or past) its ephemeral-storage limit until "
+        "rollback; refused for a pod without one"
+    )
+    params_type = DiskFillParams
+    holds = True
+
+    def check(self, env: FaultEnv) -> None:
+        env.target.check_namespace(self.params.namespace)
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        pods = running_pods(env, self.params.namespace, self.params.selector)
+        victims = []
+        for pod in choose_pods(self, self.params, pods, rng):
+            self.megabytes(pod)  # refused before anything changes
+            names = [c.name for c in pod.spec.containers]
+            container = self.params.container or names[0]
+            if container not in names:
+                raise FaultFailed(
+                    f"pod {pod.metadata.name} has no container {container!r} "
+                    f"(containers: {', '.join(names)})"
+                )
+            victims.append(pod_victim(pod, container))
+        return victims
+
+    def megabytes(self, pod: Any) -> int:
+        limit = storage_limit_mb(pod)
+        if limit is None:
+            raise FaultFailed(
+                f"pod {pod.metadata.namespace}/{pod.metadata.name} has no ephemeral-storage "
+                "limit: disk-fill fills a pod up to its own limit, never the node's disk"
+            )
+        wanted = self.params.megabytes or limit + PAST_LIMIT_MB
+        if wanted > 2 * limit:
+            raise InvalidParam(
+                "megabytes", f"{wanted} is more than twice the pod's limit ({limit} MiB)"
+            )
+        return wanted
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        from kubernetes import client  # noqa: PLC0415 - heavy: only when acting
+
+        try:
+            pod = env.core().read_namespaced_pod(victim.name, victim.namespace, _request_timeout=30)
+        except client.ApiException as e:
+            raise FaultFailed(f"reading pod {victim.namespace}/{victim.name}: {e.reason}") from e
+        params = {
+            "container": victim.container,
+            "path": self.params.path,
+            "megabytes": str(self.megabytes(pod)),
+        }
+        return hold_on_pod(env, self, victim, record, agent_fault="disk-fill", params=params)
