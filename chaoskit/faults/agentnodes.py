@@ -402,7 +402,9 @@ def release_order(orders: Orders, name: str, *, expires_at: float = 0.0) -> None
                 if e.status == 404:
                     return
                 raise
-            order = wait_for_phase(orders, name, ("Undone", "Expired"), timeout=RELEASE_TIMEOUT)
+            order = wait_for_phase(
+                orders, name, ("Undone", "Expired", "Failed"), timeout=RELEASE_TIMEOUT
+            )
         except Exception as e:
             if not api_unavailable(e):
                 if isinstance(e, FaultFailed):
@@ -415,7 +417,12 @@ def release_order(orders: Orders, name: str, *, expires_at: float = 0.0) -> None
             last = "the API stopped answering"
             time.sleep(1)
             continue
-        logger.info("agent order %s on %s undone: %s", name, order.node, order.message)
+        if order.phase == "Failed":
+            # Never in effect: the agent refused it, or undid its half-made change at once
+            # (the harness was told so when it ordered it).
+            logger.warning("agent order %s on %s had failed: %s", name, order.node, order.message)
+        else:
+            logger.info("agent order %s on %s undone: %s", name, order.node, order.message)
         orders.delete(name)
         return
     raise FaultFailed(

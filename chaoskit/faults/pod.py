@@ -53,6 +53,18 @@ def pod_victim(pod: Any, container: str = "") -> Victim:
     )
 
 
+def container_victim(pod: Any, container: str | None) -> Victim:
+    """``container`` of ``pod`` (default: its first) as a victim; FaultFailed names the
+    pod's containers when it has no such one."""
+    names = [c.name for c in pod.spec.containers]
+    chosen = container or names[0]
+    if chosen not in names:
+        raise FaultFailed(
+            f"pod {pod.metadata.name} has no container {chosen!r} (containers: {', '.join(names)})"
+        )
+    return pod_victim(pod, chosen)
+
+
 def choice_label(fault: Fault[Any], params: PodChoice) -> str:
     return f"{fault.name}: selector {params.selector!r} in namespace {params.namespace!r}"
 
@@ -184,17 +196,8 @@ class ContainerKill(Fault[ContainerKillParams]):
         env.target.check_namespace(self.params.namespace)
 
     def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
-        victims = []
-        for pod in _choose_pods(self, self.params, env, rng):
-            names = [c.name for c in pod.spec.containers]
-            container = self.params.container or names[0]
-            if container not in names:
-                raise FaultFailed(
-                    f"pod {pod.metadata.name} has no container {container!r} "
-                    f"(containers: {', '.join(names)})"
-                )
-            victims.append(pod_victim(pod, container))
-        return victims
+        chosen = _choose_pods(self, self.params, env, rng)
+        return [container_victim(pod, self.params.container) for pod in chosen]
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
         core = env.core()

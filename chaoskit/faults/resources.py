@@ -24,7 +24,14 @@ from typing import Any, ClassVar
 from chaoskit.agent.nodeagent.resources import DEFAULT_FILL_PATH, MAX_MEGABYTES, MAX_WORKERS
 from chaoskit.faults.base import Fault, FaultEnv, Hold, Recorder, Victim, help_
 from chaoskit.faults.errors import FaultFailed, InvalidParam
-from chaoskit.faults.pod import PodChoice, choose_pods, hold_on_pod, pod_victim, running_pods
+from chaoskit.faults.pod import (
+    PodChoice,
+    choose_pods,
+    container_victim,
+    hold_on_pod,
+    pod_victim,
+    running_pods,
+)
 from chaoskit.faults.registry import register
 
 
@@ -159,14 +166,7 @@ class DiskFill(Fault[DiskFillParams]):
         victims = []
         for pod in choose_pods(self, self.params, pods, rng):
             self.megabytes(pod)  # refused before anything changes
-            names = [c.name for c in pod.spec.containers]
-            container = self.params.container or names[0]
-            if container not in names:
-                raise FaultFailed(
-                    f"pod {pod.metadata.name} has no container {container!r} "
-                    f"(containers: {', '.join(names)})"
-                )
-            victims.append(pod_victim(pod, container))
+            victims.append(container_victim(pod, self.params.container))
         return victims
 
     def megabytes(self, pod: Any) -> int:

@@ -126,13 +126,14 @@ DEAD_MAN_EXPERIMENT = {
             "name": "partition-the-web-pod",
             "provider": {"type": "python", "module": "chaoskit.ctk.actions",
                          "func": "partition_network",
-                         "arguments": {"selector": "app=web", "peer_cidrs": ["10.96.0.0/12"]}},
+                         "arguments": {"namespace": "${namespace}", "selector": "app=web",
+                                       "peer_cidrs": ["10.96.0.0/12"]}},
         },
         {
             "type": "action",
             "name": "hog-cpu-in-the-web-pod",
             "provider": {"type": "python", "module": "chaoskit.ctk.actions", "func": "hog_cpu",
-                         "arguments": {"selector": "app=web"}},
+                         "arguments": {"namespace": "${namespace}", "selector": "app=web"}},
         },
         {
             "type": "action",
@@ -163,7 +164,7 @@ def test_a_killed_harness_leaves_nothing_the_agent_does_not_undo(
     cluster.apps.create_namespaced_deployment(namespace, web_deployment("web", 1, {"app": "web"}))
     wait_for("web Ready", lambda: ready_pods(cluster.core, namespace, "app=web"), 120)
     experiment = tmp_path / "dead-man.json"
-    experiment.write_text(json.dumps(DEAD_MAN_EXPERIMENT))
+    experiment.write_text(json.dumps(DEAD_MAN_EXPERIMENT).replace("${namespace}", namespace))
     run = subprocess.Popen(
         [sys.executable, "-m", "chaoskit", "run", str(experiment), "--cluster", cluster.name,
          "--namespace", namespace, "--output", str(tmp_path / "result.json")],

@@ -52,8 +52,9 @@ CGROUP_ROOT = PurePosixPath("/sys/fs/cgroup")
 NODE_CGROUP = ("nsenter", "--target", "1", "--mount", "--cgroup", "--")
 """Commands in the node's mount and cgroup namespaces: its cgroupfs, and /proc/PID/cgroup
 paths relative to the root that cgroupfs shows."""
-CONTROLLERS = {"cpu-hog": ("cpu",), "memory-hog": ("memory",)}
-"""The v1 controller each hog needs (a v2 tree has them all)."""
+CONTROLLERS = {"cpu-hog": ("cpu", "cpuacct"), "memory-hog": ("memory",)}
+"""The v1 controllers each hog joins: the limit's and the accounting's (a v2 tree has them
+all)."""
 MAX_WORKERS = 16
 MAX_MEGABYTES = 65536
 MOVED_TIMEOUT = 10.0
@@ -131,8 +132,10 @@ def node_run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProc
     return proc
 
 
-def cgroup_lines(text: str) -> dict[str, str]:
-    """``/proc/PID/cgroup`` -> {controller: path}; v2's single line is under ""."""
+def cgroup_lines(text: str) -> dict[str, tuple[str, str]]:
+    """``/proc/PID/cgroup`` -> {controller: (its hierarchy's mount name, path)}: v1 lists
+    one hierarchy per line (``cpu,cpuacct`` mounted together or ``cpu`` and ``cpuacct``
+    apart); v2's single line is under ""."""
     found = {}
     for line in text.splitlines():
         parts = line.strip().split(":", 2)
@@ -140,18 +143,11 @@ def cgroup_lines(text: str) -> dict[str, str]:
             continue
         _, controllers, path = parts
         if not controllers:
-            found[""] = path
+            found[""] = ("", path)
         for controller in controllers.split(","):
-            if controller:
-                found[controller] = path
+            if controller and not controller.startswith("name="):
+                found[controller] = (controllers, path)
     return found
-
-
-def mount_of(controller: str, v2: bool) -> PurePosixPath:
-    """The cgroupfs directory of ``controller`` (v1 mounts cpu as ``cpu,cpuacct``)."""
-    if v2:
-        return CGROUP_ROOT
-    return CGROUP_ROOT / ("cpu,cpuacct" if controller == "cpu" else controller)
 
 
 def candidates(mount: PurePosixPath, path: str) -> list[PurePosixPath]:
@@ -162,19 +158,21 @@ def candidates(mount: PurePosixPath, path: str) -> list[PurePosixPath]:
 
 
 def pod_cgroups(pid: int, fault: str) -> list[PurePosixPath]:
-    """The victim pod's cgroup directories (one per controller the hog needs): the parent
-    of its sandbox's, found where the sandbox's pid is listed."""
+    """The victim pod's cgroup directories (one per hierarchy the hog needs; v2: the one
+    tree): the parent of its sandbox's, found where the sandbox's pid is listed."""
     lines = cgroup_lines(node_run(["cat", f"/proc/{pid}/cgroup"]).stdout)
-    v2 = list(lines) == [""]
-    result = []
+    v2 = not any(controller for controller in lines)
+    result: list[PurePosixPath] = []
     for controller in ("",) if v2 else CONTROLLERS[fault]:
-        path = lines.get(controller)
-        if path is None:
+        if controller not in lines:
             raise FaultRefused(f"the pod's sandbox (pid {pid}) has no {controller} cgroup")
-        for directory in candidates(mount_of(controller, v2), path):
+        mount_name, path = lines[controller]
+        mount = CGROUP_ROOT / mount_name if mount_name else CGROUP_ROOT
+        for directory in candidates(mount, path):
             procs = node_run(["cat", str(directory / "cgroup.procs")], check=False)
             if procs.returncode == 0 and str(pid) in procs.stdout.split():
-                result.append(directory.parent)
+                if directory.parent not in result:
+                    result.append(directory.parent)
                 break
         else:
             raise FaultRefused(f"cannot find the cgroup {path!r} of pid {pid} on the node")
@@ -233,7 +231,7 @@ def _hog_fault(fault: str, kind: str, key: str, most: int) -> NodeFault:
         size = amount(params, key, most)  # checked before anything changes
         pid = require_pid(host, params)
         mine = directories(pid, order)
-        info = {"pod": pod_name(params), key: str(size), "cgroup": str(mine[0])}
+        info = {"pod": pod_name(params), key: str(size), "cgroups": ",".join(map(str, mine))}
         if any(hog_procs(d) for d in mine):
             return info  # applied already (an agent restart re-applies)
         for directory in mine:
@@ -254,7 +252,13 @@ def _hog_fault(fault: str, kind: str, key: str, most: int) -> NodeFault:
         pid = sandbox_pid(host, params)
         if pid is None:
             return  # the pod is gone, and its cgroups with the hog
-        remove_hog(directories(pid, order))
+        try:
+            mine = directories(pid, order)
+        except FaultRefused as e:
+            # The apply stopped at the same question: it made no cgroup to remove.
+            logger.info("undo of %s: %s; nothing was made", order, e)
+            return
+        remove_hog(mine)
 
     return NodeFault(fault, apply, undo)
 

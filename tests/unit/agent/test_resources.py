@@ -27,10 +27,23 @@ V2_POD = "/sys/fs/cgroup/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-p
 V2 = "0::" + V2_POD.removeprefix("/sys/fs/cgroup") + "/cri-abcd.scope\n"
 
 
-def test_cgroup_lines_map_each_controller_to_its_path() -> None:
+HYBRID = """9:name=systemd:/kubelet.slice/pod1234.slice/abcd.scope
+4:memory:/kubelet.slice/pod1234.slice/abcd.scope
+2:cpuacct:/kubelet.slice/pod1234.slice/abcd.scope
+1:cpu:/kubelet.slice/pod1234.slice/abcd.scope
+0::/kubelet.slice/pod1234.slice/abcd.scope
+"""
+
+
+def test_cgroup_lines_map_each_controller_to_its_hierarchy_and_path() -> None:
     lines = r.cgroup_lines(V1)
-    assert lines["cpu"] == lines["cpuacct"] == lines["memory"] == "/kubepods/burstable/pod1234/abcd"
-    assert r.cgroup_lines(V2) == {"": V2.split("::")[1].strip()}
+    path = "/kubepods/burstable/pod1234/abcd"
+    assert lines["cpu"] == lines["cpuacct"] == ("cpu,cpuacct", path)
+    assert lines["memory"] == ("memory", path)
+    assert "name=systemd" not in lines
+    assert r.cgroup_lines(V2) == {"": ("", V2.split("::")[1].strip())}
+    hybrid = r.cgroup_lines(HYBRID)
+    assert hybrid["cpu"][0] == "cpu" and hybrid["cpuacct"][0] == "cpuacct"
 
 
 def test_a_path_is_looked_for_as_it_is_then_with_leading_parts_dropped() -> None:
@@ -44,6 +57,8 @@ def test_a_path_is_looked_for_as_it_is_then_with_leading_parts_dropped() -> None
 
 @pytest.mark.parametrize(("text", "fault", "found"), [
     (V1, "cpu-hog", ["/sys/fs/cgroup/cpu,cpuacct/kubepods/burstable/pod1234"]),
+    (HYBRID, "cpu-hog", ["/sys/fs/cgroup/cpu/kubelet.slice/pod1234.slice",
+                         "/sys/fs/cgroup/cpuacct/kubelet.slice/pod1234.slice"]),
     (V1, "memory-hog", ["/sys/fs/cgroup/memory/kubepods/burstable/pod1234"]),
     (V2, "memory-hog", [V2_POD]),
 ])  # fmt: skip

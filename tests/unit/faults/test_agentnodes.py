@@ -68,7 +68,8 @@ class FakeOrders:
             raise ApiException(status=404, reason="Not Found")
         self.events.append(f"release {name}")
         order = self.orders[name]
-        self.orders[name] = Order(**{**order.__dict__, "phase": "Undone"})
+        if order.phase != "Failed":  # a failed order stays failed; there is nothing to undo
+            self.orders[name] = Order(**{**order.__dict__, "phase": "Undone"})
 
     def renew_until(self, name: str, expires_at: float) -> None:
         self._check()
@@ -307,3 +308,11 @@ def test_a_plan_never_installs_the_agent(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setattr(install, "install_on", lambda *a, **kw: pytest.fail("installed"))
     with pytest.raises(FaultFailed, match="run 'chaoskit agent install' first"):
         nodes.ensure("cp1")
+
+
+def test_releasing_an_order_that_failed_when_applied_deletes_it() -> None:
+    fake = FakeOrders()
+    fake.fail_with = "cannot find the cgroup of pid 1624 on the node"
+    fake.create("w1", "cpu-hog", {}, name="o1", ttl=10)
+    release_order(cast(Orders, fake), "o1", expires_at=time.time() + 10)
+    assert "o1" not in fake.orders
