@@ -91,6 +91,10 @@ class Hands:
         return cls(nodes, release, orders)
 
 
+AGENT_READY_WAIT = 30.0
+"""Seconds a running but unready agent gets to be Ready before a fault fails on it."""
+
+
 @dataclass
 class _Held:
     node: str
@@ -167,12 +171,18 @@ class NodeAgents:
             except install.AgentFailed as e:
                 raise FaultFailed(f"the node agent could not be installed: {e}") from e
             self.installed_here = True
-        agents = {a.node: a for a in install.node_agents(api)}
-        agent = agents.get(node)
-        if agent is None or not agent.ready:
-            reason = agent.reason if agent is not None else "the cluster has no such node"
-            pod = f" (pod {agent.pod})" if agent is not None and agent.pod else ""
-            raise FaultFailed(f"no Ready chaoskit agent on node {node}{pod}: {reason}")
+        # An agent that is running may be unready for a few seconds (its ticks slowed by
+        # an API server that did not answer, after a partition): it gets AGENT_READY_WAIT.
+        deadline = time.monotonic() + AGENT_READY_WAIT
+        while True:
+            agent = {a.node: a for a in install.node_agents(api)}.get(node)
+            if agent is not None and agent.ready:
+                break
+            if agent is None or time.monotonic() > deadline:
+                reason = agent.reason if agent is not None else "the cluster has no such node"
+                pod = f" (pod {agent.pod})" if agent is not None and agent.pod else ""
+                raise FaultFailed(f"no Ready chaoskit agent on node {node}{pod}: {reason}")
+            time.sleep(1)
         self._checked.add(node)
 
     # ------------------------------------------------------------------ orders

@@ -96,12 +96,12 @@ def test_renewed_static_pod_hold_lasts_until_released(cluster: Cluster, agent: O
 
 
 def test_unknown_fault_is_failed_not_applied(cluster: Cluster, agent: Orders) -> None:
-    name = agent.create(cluster.workers()[0], "disk-fill", {}, ttl=20)
+    name = agent.create(cluster.workers()[0], "moon-landing", {}, ttl=20)
     deadline = time.monotonic() + 15
     while agent.get(name).phase != "Failed":
         assert time.monotonic() < deadline, "the agent did not refuse an unknown fault"
         time.sleep(0.5)
-    assert "unknown fault 'disk-fill'" in agent.message(name)
+    assert "unknown fault 'moon-landing'" in agent.message(name)
     agent.delete(name)
 
 

@@ -62,12 +62,12 @@ def test_bad_orders_name_the_field(field: str, value: object, named: str) -> Non
 
 
 def test_new_order_is_applied_expired_or_unknown_refused() -> None:
-    unknown = o.Order("x", "u3", "w1", "disk-fill", {}, NOW + 30)
+    unknown = o.Order("x", "u3", "w1", "moon-landing", {}, NOW + 30)
     steps = o.reconcile({}, [order("u1"), order("u2", NOW - 1), unknown], NOW, FAULTS)
     assert steps[0] == o.Apply(order("u1"))
     assert isinstance(steps[1], o.Refuse) and steps[1].phase == "Expired"
     assert isinstance(steps[2], o.Refuse) and steps[2].phase == "Failed"
-    assert "disk-fill" in steps[2].message
+    assert "moon-landing" in steps[2].message
 
 
 def test_terminal_or_applied_orders_without_entry_are_left_alone() -> None:

@@ -294,9 +294,12 @@ def test_a_node_without_a_ready_agent_fails_before_anything_is_ordered(
             install.NodeAgent("w2", "agent-x2", True, ""),
         ],
     )
+    clock = FakeClock()
+    monkeypatch.setattr(agentnodes, "time", clock)
     with pytest.raises(FaultFailed, match=r"no Ready chaoskit agent on node w1 \(pod agent-x1\)"):
         nodes.once("w1", "unit-kill", {"unit": "kubelet"})
     assert not fake.events, "nothing was ordered"
+    assert clock.slept >= agentnodes.AGENT_READY_WAIT, "a running agent gets time to be Ready"
     assert nodes.once("w2", "unit-kill", {"unit": "kubelet"}) == {}
     assert not nodes.installed_here
 
@@ -316,3 +319,21 @@ def test_releasing_an_order_that_failed_when_applied_deletes_it() -> None:
     fake.create("w1", "cpu-hog", {}, name="o1", ttl=10)
     release_order(cast(Orders, fake), "o1", expires_at=time.time() + 10)
     assert "o1" not in fake.orders
+
+
+def test_an_agent_that_becomes_ready_within_the_wait_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    target = Target("c", tmp_path / "kubeconfig", "kind-c", ("shop",), managed=True)
+    nodes = NodeAgents(target, lambda: cast(Any, None), Settings(cache_dir=tmp_path))
+    nodes._orders = cast(Orders, FakeOrders())
+    clock = FakeClock()
+    monkeypatch.setattr(agentnodes, "time", clock)
+    monkeypatch.setattr(install, "installed", lambda api: True)
+    monkeypatch.setattr(
+        install,
+        "node_agents",
+        lambda api: [install.NodeAgent("w1", "agent-x1", clock.slept >= 5, "Running")],
+    )
+    nodes.ensure("w1")
+    assert 5 <= clock.slept < agentnodes.AGENT_READY_WAIT
