@@ -527,8 +527,6 @@ class NodeNetworkFault(Fault[Any]):
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
         params = {"direction": self.params.direction, **self.order_params(env, victim)}
-        if isinstance(self.params, NodeLossParams):
-            params["percent"] = f"{self.params.loss:g}"
         info = env.agents().hold(
             victim.node,
             self.agent_fault,
@@ -559,3 +557,6 @@ class NodeLoss(NodeNetworkFault):
     summary = "drop a share of a node's own packets (all, or to/from peers) until rollback"
     params_type = NodeLossParams
     agent_fault = "node-loss"
+
+    def order_params(self, env: FaultEnv, victim: Victim) -> dict[str, str]:
+        return {"percent": f"{self.params.loss:g}", **super().order_params(env, victim)}
