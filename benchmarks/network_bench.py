@@ -2,7 +2,7 @@
 
     python benchmarks/network_bench.py --cluster NAME [--repeats 3] [--trials 3]
         [--suite experiments/suites/partitions.yaml --suite experiments/suites/network.yaml]
-        [--skip-suites]
+        [--skip-suites] [--skip-timings]
 
 On a running cluster with the e-commerce topology deployed (``chaoskit deploy``):
 
@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--suite", action="append", type=Path, default=[])
     parser.add_argument("--skip-suites", action="store_true")
+    parser.add_argument("--skip-timings", action="store_true")
     args = parser.parse_args()
     suites = args.suite or [
         REPO / "experiments/suites/partitions.yaml",
@@ -164,11 +165,15 @@ def main() -> None:
     lines = [
         f"## Network, partition and resource faults ({time.strftime('%Y-%m-%d')}, "
         f"{platform.node()}, cluster {args.cluster})",
-        "",
-        f"Time to partition / heal, {args.repeats} repeats each (inject, then roll back at once):",
-        "",
-        *timings(args.cluster, args.repeats),
     ]
+    if not args.skip_timings:
+        lines += [
+            "",
+            f"Time to partition / heal, {args.repeats} repeats each (inject, then roll back "
+            "at once):",
+            "",
+            *timings(args.cluster, args.repeats),
+        ]
     if not args.skip_suites:
         lines += [
             "",

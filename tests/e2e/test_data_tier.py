@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from chaoskit.cluster.access import access
 from chaoskit.settings import Settings
 from chaoskit.topology import datatier
 from chaoskit.topology.catalog import ECOMMERCE_HA
-from chaoskit.topology.client import OrderRun, order_burst
+from chaoskit.topology.client import OrderRun, order_burst, place_order
 from chaoskit.topology.deploy import endpoints
 from chaoskit.topology.shopdb import ledger
 from tests.e2e.harness import Cluster, Shop, chaoskit
@@ -94,6 +95,45 @@ def burst_during(shop: Shop, cluster: Cluster, experiment: str, count: int = 400
     proc = chaoskit("run", f"experiments/{experiment}", "--cluster", cluster.name, timeout=1200)
     burst.join(timeout=900)
     assert not burst.is_alive(), "the burst did not finish"
+    return Outcome(run, proc, time.monotonic() - started)
+
+
+def orders_during(
+    shop: Shop, cluster: Cluster, experiment: str, *, hold: float = 20, workers: int = 4
+) -> Outcome:
+    """Runs ``experiment`` with ``chaoskit run`` while ``workers`` clients place orders, one
+    after another with a short pause, from 3 s before it starts until 3 s after it ends
+    (a partition is held for a while: a fixed burst would be over before it bites)."""
+    run = OrderRun()
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        while not stop.is_set():
+            ack, failure = place_order(shop.ingress, key=run.key())
+            run.record(ack, failure)
+            stop.wait(0.2)
+
+    clients = [threading.Thread(target=client_loop, daemon=True) for _ in range(workers)]
+    started = time.monotonic()
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(3)
+        proc = chaoskit(
+            "run",
+            f"experiments/{experiment}",
+            "--cluster",
+            cluster.name,
+            "--var",
+            f"hold={hold:g}",
+            timeout=1200,
+        )
+        time.sleep(3)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in clients), "an order client did not stop"
     return Outcome(run, proc, time.monotonic() - started)
 
 
@@ -311,6 +351,169 @@ def test_unreplicated_writes_are_lost_with_their_member_and_the_ledger_says_so(
     # Every acknowledged order the writer took while unreplicated is gone with it; how
     # many that is depends on how the burst's sessions were spread (some may reach the
     # new writer once the old one is failing), so: some lost, and each one accounted for.
+    assert report.lost_orders, report.summary()
+    kept = report.stored - len(report.orphaned)
+    assert len(report.lost_orders) + kept == report.acknowledged, report.summary()
+
+
+# ------------------------------------------------------------------------- partitions (issue 15)
+
+PROBE_TABLE = "chaoskit_probe.writes"
+
+
+@dataclass
+class MemberWatch:
+    """What one Galera member said each second while a partition ran: its component status,
+    the size of its component, and whether a write of its own went through ("ok") or was
+    refused (the error)."""
+
+    member: str
+    seen: list[tuple[str, int, str]]
+
+    def writes(self, status: str, size: int | None = None) -> list[str]:
+        return [w for st, n, w in self.seen if st == status and size in (None, n)]
+
+
+def probe_write(cluster: Cluster, member: str) -> str:
+    """One row written straight into ``member`` (not through the Service); "ok" or the error."""
+    out = sql(cluster, member, f"INSERT INTO {PROBE_TABLE} (member) VALUES ('{member}')")
+    return "ok" if not out.strip() else out.strip().splitlines()[-1]
+
+
+@contextmanager
+def watch_member(cluster: Cluster, member: str) -> Iterator[MemberWatch]:
+    """Polls ``member`` every second (through the API, not the pod network) until the block
+    ends: wsrep_cluster_status, and a probe write into it."""
+    sql(
+        cluster,
+        member,
+        "CREATE DATABASE IF NOT EXISTS chaoskit_probe; CREATE TABLE IF NOT EXISTS "
+        f"{PROBE_TABLE} (id INT AUTO_INCREMENT PRIMARY KEY, member VARCHAR(64) NOT NULL)",
+    )
+    watch = MemberWatch(member, [])
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(1):
+            try:
+                out = sql(
+                    cluster,
+                    member,
+                    "SET SESSION wsrep_sync_wait = 0; SHOW GLOBAL STATUS WHERE Variable_name "
+                    "IN ('wsrep_cluster_status', 'wsrep_cluster_size')",
+                )
+                status = dict(line.split("\t", 1) for line in out.strip().splitlines())
+                size = int(status.get("wsrep_cluster_size", "0"))
+                state = status.get("wsrep_cluster_status", "?")
+                watch.seen.append((state, size, probe_write(cluster, member)))
+            except Exception as e:  # noqa: BLE001 - the pod between two lives: recorded
+                watch.seen.append(("unreachable", 0, str(e)[:200]))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        yield watch
+    finally:
+        done.set()
+        poller.join(timeout=120)
+
+
+def drop_probe(cluster: Cluster) -> None:
+    sql(cluster, writer(cluster).metadata.name, "DROP DATABASE IF EXISTS chaoskit_probe")
+
+
+def test_the_galera_writer_partitioned_from_its_peers_stops_taking_writes_and_loses_no_order(
+    cluster: Cluster, shop_ha: Shop
+) -> None:
+    """Jepsen-style: the writer is cut off from the other two members while clients still
+    reach it. Quorum must stop it taking writes (one of three is no primary component), the
+    other two go on with a new writer, and the burst's ledger is clean after the heal."""
+    wait_data_tier_ready(cluster)
+    old = writer(cluster).metadata.name
+    try:
+        with watch_member(cluster, old) as watch:
+            outcome = orders_during(shop_ha, cluster, "galera-partition-writer.yaml")
+        assert_nothing_lost(shop_ha, outcome)
+        assert f"network-partition: pod {old}" in outcome.experiment.stdout, outcome.experiment
+        refused = watch.writes("non-Primary", 1)
+        # Refused: 1047 (not prepared for use) mostly; a write already under way when the
+        # component was lost fails at commit (1180) instead.
+        assert refused, watch.seen
+        assert all(write.startswith("ERROR") for write in refused), [
+            write for write in refused if not write.startswith("ERROR 1047")
+        ]
+        assert "ok" in watch.writes("Primary"), watch.seen  # it took writes before and after
+        wait_data_tier_ready(cluster)
+        # No split brain: every member holds the same probe rows (those of the primary).
+        counts = {
+            pod.metadata.name: sql(
+                cluster, pod.metadata.name, f"SELECT COUNT(*) FROM {PROBE_TABLE}"
+            )
+            for pod in ready_pods(cluster.core, NAMESPACE, datatier.GALERA_SELECTOR)
+        }
+        assert len(set(counts.values())) == 1, counts
+    finally:
+        drop_probe(cluster)
+
+
+def test_the_kafka_controller_leaders_broker_partitioned_loses_no_order_or_event(
+    cluster: Cluster, shop_ha: Shop
+) -> None:
+    wait_data_tier_ready(cluster)
+    before = datatier.kafka_controller_leader(cluster.api, NAMESPACE)
+    outcome = orders_during(shop_ha, cluster, "kafka-partition-controller-leader.yaml")
+    assert_nothing_lost(shop_ha, outcome)
+    assert f"network-partition: pod {before}" in outcome.experiment.stdout, outcome.experiment
+
+
+@pytest.fixture
+def split_brain_allowed(cluster: Cluster, shop_ha: Shop) -> Iterator[str]:
+    """The unsafe setting: ``pc.ignore_quorum=TRUE`` on every member, so that a component
+    that lost quorum carries on as a primary one (``pc.ignore_sb`` would not do: it covers
+    only a split into halves of equal weight; 1 of 3 still stops). Yields the writer;
+    afterwards the setting is switched off, that member (the minority of the partition) is
+    destroyed with its volume and rebuilt from the other two, and the cluster must be whole
+    again."""
+    wait_data_tier_ready(cluster)
+    members = [
+        p.metadata.name for p in ready_pods(cluster.core, NAMESPACE, datatier.GALERA_SELECTOR)
+    ]
+    name = writer(cluster).metadata.name
+    claim = cluster.core.read_namespaced_persistent_volume_claim(f"data-{name}", NAMESPACE)
+    for member in members:
+        sql(cluster, member, "SET GLOBAL wsrep_provider_options = 'pc.ignore_quorum=TRUE'")
+    try:
+        yield name
+    finally:
+        for member in members:
+            with suppress(client.ApiException):  # gone: rebuilt below, or back without it
+                sql(cluster, member, "SET GLOBAL wsrep_provider_options = 'pc.ignore_quorum=FALSE'")
+        destroy_member(cluster, name)
+        rebuild_member(cluster, name, claim.metadata.uid)
+        drop_probe(cluster)
+
+
+def test_with_split_brain_allowed_the_partitioned_writer_takes_writes_and_orders_are_lost(
+    cluster: Cluster, shop_ha: Shop, split_brain_allowed: str
+) -> None:
+    """The partition experiment against the unsafe setting: the cut-off writer stays a
+    primary component of one and keeps acknowledging the orders of the shop's sessions
+    on it, while the other two go on without them. The split can only be resolved by
+    throwing one side away: the minority is rebuilt from the majority, and the ledger must
+    name the orders that were acknowledged and are gone."""
+    with watch_member(cluster, split_brain_allowed) as watch:
+        outcome = orders_during(shop_ha, cluster, "galera-partition-writer.yaml")
+    assert "ok" in watch.writes("Primary", 1), watch.seen  # split brain: it took writes alone
+    destroy_member(cluster, split_brain_allowed)
+
+    def new_writer() -> bool:
+        pod = datatier.galera_writer(cluster.api, NAMESPACE)
+        return pod is not None and pod.metadata.name != split_brain_allowed
+
+    wait_for("another member to be the writer", new_writer, 90, poll=1)
+    report = ledger(shop_ha.access, shop_ha.namespace, outcome.run, settle=5)
+    print(f"split brain: {report.summary()}")
+    assert not report.ok
     assert report.lost_orders, report.summary()
     kept = report.stored - len(report.orphaned)
     assert len(report.lost_orders) + kept == report.acknowledged, report.summary()

@@ -164,14 +164,18 @@ def test_the_writer_elector_keeps_one_writer_in_the_primary_component(
     assert _decide(members, me, healthy, component) == changes
 
 
-def test_the_data_tier_suite_runs_every_data_tier_experiment_on_ecommerce_ha() -> None:
+def test_the_data_tier_suites_run_every_data_tier_experiment_on_ecommerce_ha() -> None:
+    """Kills and node stops in suites/data-tier.yaml, partitions in suites/partitions-ha.yaml."""
     repo = Path(__file__).resolve().parents[2]
     suite = load_suite(repo / "experiments" / "suites" / "data-tier.yaml")
-    assert suite.topology == ECOMMERCE_HA.name
-    data_tier = {
-        p.resolve()
+    partitions = load_suite(repo / "experiments" / "suites" / "partitions-ha.yaml")
+    assert suite.topology == partitions.topology == ECOMMERCE_HA.name
+    tags = {
+        p.resolve(): set(yaml.safe_load(p.read_text()).get("tags") or [])
         for p in (repo / "experiments").glob("*.yaml")
-        if "data-tier" in (yaml.safe_load(p.read_text()).get("tags") or [])
     }
-    assert len(data_tier) == 4
+    data_tier = {p for p, t in tags.items() if "data-tier" in t and "partition" not in t}
+    partition = {p for p, t in tags.items() if "data-tier" in t and "partition" in t}
+    assert len(data_tier) == 4 and len(partition) == 2
     assert {e.file.resolve() for e in suite.experiments} == data_tier
+    assert {e.file.resolve() for e in partitions.experiments} == partition

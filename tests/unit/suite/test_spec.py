@@ -63,16 +63,20 @@ def test_the_flash_sale_suite_covers_every_experiment_of_the_default_topology() 
 
 def test_the_network_and_partitions_suites_cover_every_network_experiment() -> None:
     """Pod network and resource faults in suites/network.yaml, node partitions in
-    suites/partitions.yaml."""
+    suites/partitions.yaml, the data tier's partitions (ecommerce-ha) in
+    suites/partitions-ha.yaml."""
     network = load_suite(SUITES / "network.yaml")
     partitions = load_suite(SUITES / "partitions.yaml")
+    partitions_ha = load_suite(SUITES / "partitions-ha.yaml")
     tagged = _experiments_tagged("network", tagged=True)
     partition = _experiments_tagged("partition", tagged=True)
+    data_tier = _experiments_tagged("data-tier", tagged=True)
     assert partition and partition <= tagged
     resource = _experiments_tagged("resource", tagged=True)
     assert {e.file.resolve() for e in network.experiments} == (tagged - partition) | resource
-    assert {e.file.resolve() for e in partitions.experiments} == partition
-    for loaded in (network, partitions):
+    assert {e.file.resolve() for e in partitions.experiments} == partition - data_tier
+    assert {e.file.resolve() for e in partitions_ha.experiments} == partition & data_tier
+    for loaded in (network, partitions, partitions_ha):
         assert loaded.load is not None and loaded.load.profile == "flash_sale"
 
 
