@@ -22,6 +22,7 @@ from tests.e2e.workloads import exec_in, probe_statefulset, ready_pods, wait_for
 
 ORDER = "app.kubernetes.io/name=order"
 PAYMENT = "app.kubernetes.io/name=payment"
+PRODUCT = "app.kubernetes.io/name=product"
 
 # Small Python programs run with the shop image's python3 inside the victim.
 CONNECT = """
@@ -106,15 +107,21 @@ def test_partition_cuts_the_pod_off_from_its_peers_until_rollback(
 def test_loss_drops_a_share_of_the_pods_packets_until_rollback(
     cluster: Cluster, shop: Shop, session: FaultSession
 ) -> None:
+    """Loss between the order pod and its peers (the payment pods), both ways: connects to
+    payment fail, connects to a pod that is no peer (product) do not."""
     ip, port = peer(cluster, shop, PAYMENT)
+    other_ip, other_port = peer(cluster, shop, PRODUCT)
     injected = session.inject(
-        "network-loss", {"namespace": shop.namespace, "selector": ORDER, "loss": 50}
-    )
+        "network-loss",
+        {"namespace": shop.namespace, "selector": ORDER, "peer_selector": PAYMENT, "loss": 50,
+         "direction": "both"},
+    )  # fmt: skip
     pod = victim_pod(injected)
-    # A connect whose SYN is dropped waits for the retransmission (1 s): with a 0.3 s
-    # timeout, about half of 40 fail; fewer than 8 is a chance of about 1e-5.
+    # A connect whose SYN (or SYN-ACK) is dropped waits for the retransmission (1 s): with a
+    # 0.3 s timeout, over half of 40 fail; fewer than 8 is a chance of about 1e-5.
     failed = int(run_py(cluster, shop, pod, CONNECT, ip, port, 40, 0.3))
     assert failed >= 8, f"only {failed} of 40 connects failed at 50 % loss"
+    assert run_py(cluster, shop, pod, CONNECT, other_ip, other_port, 40, 0.3) == "0"
     session.rollback(injected)
     assert run_py(cluster, shop, pod, CONNECT, ip, port, 40, 0.3) == "0"
 

@@ -38,6 +38,9 @@ EXERCISED_ELSEWHERE = {
     "pod-kill": "test_faults.py (each component timed), test_pytest_plugin.py, test_topology.py",
     "pod-kill-force": "test_data_tier.py (the Galera writer deleted with no grace)",
     "node-pause": "test_faults.py (a run stopped by SIGTERM, a killed run recovered)",
+    "network-loss": "test_network.py (loss to the peers measured inside the victim)",
+    "dns-outage": "test_network.py (lookups measured inside the victim)",
+    "cpu-hog": "test_resources.py (CPU burnt under the pod's limit)",
 }
 
 
