@@ -13,16 +13,40 @@ by the kernel inside the pod (the hog, or one of the pod's processes).
 ephemeral-storage limit (by default 16 MiB past it, which the kubelet answers by evicting
 the pod); a pod without such a limit is refused, and the agent never leaves less than
 1 GiB free on the filesystem it writes to.
+
+``node-memory-pressure`` acts on a node, not a pod: a kind node sees the whole machine's
+memory, so no hog of a sensible size would bring it near the kubelet's eviction threshold.
+The fault reads what the kubelet counts (its summary API) and what the node's pods
+request, has the agent set the kubelet's hard ``memory.available`` threshold so that the
+node's allocatable memory is its pods' requests (or use) plus ``headroom_mb`` (the
+kubelet takes the threshold off its allocatable, and re-admits its pods against that when
+it restarts), restart it, and hold enough memory in a cgroup at the root of the node's
+memory hierarchy, outside every pod, that the kubelet must free ``reclaim_mb``: it evicts
+pods in its order (BestEffort and pods above their requests first) until enough is free.
+The release kills the hog and puts the kubelet's configuration back; a dead harness or
+agent is covered by the hog's own expiry and a timer on the node. ``node-cpu-hog`` burns
+CPU in cgroups at the roots of the node's hierarchies, outside every pod: a noisy
+neighbour that the pods' CPU requests (their cgroups' shares) are weighed against.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from chaoskit.agent.nodeagent.resources import DEFAULT_FILL_PATH, MAX_MEGABYTES, MAX_WORKERS
-from chaoskit.faults.base import Fault, FaultEnv, Hold, Recorder, Victim, help_
+from chaoskit.faults.base import (
+    Fault,
+    FaultEnv,
+    Hold,
+    NodeChoice,
+    Recorder,
+    Victim,
+    choose_nodes,
+    help_,
+)
 from chaoskit.faults.errors import FaultFailed, InvalidParam
 from chaoskit.faults.pod import (
     PodChoice,
@@ -196,3 +220,173 @@ class DiskFill(Fault[DiskFillParams]):
             "megabytes": str(self.megabytes(pod)),
         }
         return hold_on_pod(env, self, victim, record, agent_fault="disk-fill", params=params)
+
+
+# ---------------------------------------------------------------------------- node memory
+
+LEAST_THRESHOLD_MB = 128
+"""A threshold below this would be under the kubelet's own default: no pressure to make."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeMemoryParams(NodeChoice, Hold):
+    reclaim_mb: int = field(
+        default=256, metadata=help_("MiB the kubelet must free by evicting pods")
+    )
+    headroom_mb: int = field(
+        default=64,
+        metadata=help_(
+            "MiB of allocatable memory left above what the node's pods request (or use, "
+            "if more) while the fault holds"
+        ),
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.reclaim_mb <= MAX_MEGABYTES:
+            raise InvalidParam("reclaim_mb", f"must be 1 to {MAX_MEGABYTES}, not {self.reclaim_mb}")
+        if not 0 <= self.headroom_mb <= MAX_MEGABYTES:
+            raise InvalidParam(
+                "headroom_mb", f"must be 0 to {MAX_MEGABYTES}, not {self.headroom_mb}"
+            )
+
+
+@dataclass(frozen=True)
+class NodeMemory:
+    """What a node's kubelet counts (MiB): capacity, working set, and its pods' requests."""
+
+    capacity_mb: int
+    working_set_mb: int
+    requests_mb: int
+
+    def pressure(self, reclaim_mb: int, headroom_mb: int) -> tuple[int, int]:
+        """(threshold, hog) in MiB. The threshold leaves the node an allocatable of its
+        pods' requests (or its use, if more) plus ``headroom_mb``, since the kubelet takes
+        the threshold off its allocatable and re-admits its pods against that when it
+        restarts; the hog then fills that room and ``reclaim_mb`` past it."""
+        room = max(self.working_set_mb, self.requests_mb) + headroom_mb
+        return self.capacity_mb - room, room - self.working_set_mb + reclaim_mb
+
+
+def node_memory(env: FaultEnv, node: str) -> NodeMemory:
+    """The node's memory as its kubelet counts it (the summary API) and its pods' requests."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy
+    from kubernetes.utils import parse_quantity  # noqa: PLC0415 - heavy
+
+    try:
+        response = env.core().connect_get_node_proxy_with_path(
+            node, "stats/summary", _preload_content=False, _request_timeout=30
+        )
+        summary = json.loads(response.data)
+        pods = (
+            env.core()
+            .list_pod_for_all_namespaces(
+                field_selector=f"spec.nodeName={node}", _request_timeout=30
+            )
+            .items
+        )
+    except ApiException as e:
+        raise FaultFailed(f"reading node {node}'s memory from its kubelet: {e.reason}") from e
+    except ValueError as e:
+        raise FaultFailed(f"node {node}'s kubelet summary is not JSON: {e}") from e
+    memory = (summary.get("node") or {}).get("memory") or {}
+    available, working_set = memory.get("availableBytes"), memory.get("workingSetBytes")
+    if not isinstance(available, int) or not isinstance(working_set, int):
+        raise FaultFailed(f"node {node}'s kubelet reports no available memory")
+    requests = 0
+    for pod in pods:
+        if pod.status and pod.status.phase in ("Succeeded", "Failed"):
+            continue
+        for container in pod.spec.containers:
+            wanted = (container.resources.requests if container.resources else None) or {}
+            if "memory" in wanted:
+                requests += int(parse_quantity(wanted["memory"]))
+    return NodeMemory(
+        capacity_mb=(available + working_set) // MIB,
+        working_set_mb=working_set // MIB,
+        requests_mb=requests // MIB,
+    )
+
+
+@register
+class NodeMemoryPressure(Fault[NodeMemoryParams]):
+    name = "node-memory-pressure"
+    action = "pressure_node_memory"
+    summary = (
+        "hold memory on a node outside its pods, with the kubelet's eviction threshold set "
+        "so that it must free reclaim_mb: it evicts pods (BestEffort first) until rollback"
+    )
+    params_type = NodeMemoryParams
+    holds = True
+    default_max_victims = 1
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        return choose_nodes(env, self.params, rng, max_victims=self.max_victims(), what=self.name)
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        memory = node_memory(env, victim.node)
+        threshold, hog = memory.pressure(self.params.reclaim_mb, self.params.headroom_mb)
+        if threshold < LEAST_THRESHOLD_MB:
+            raise FaultFailed(
+                f"node {victim.node} has {memory.capacity_mb} MiB: a threshold leaving its "
+                f"pods their {memory.requests_mb} MiB would be under {LEAST_THRESHOLD_MB} MiB"
+            )
+        if hog > MAX_MEGABYTES:
+            raise FaultFailed(
+                f"node {victim.node} would need a {hog} MiB hog (most {MAX_MEGABYTES})"
+            )
+        params = {"megabytes": str(hog), "threshold_mb": str(threshold)}
+        info = env.agents().hold(
+            victim.node,
+            "node-memory-pressure",
+            params,
+            record=record,
+            description=f"{self.name} of node {victim.node} ended",
+            duration=self.params.duration,
+        )
+        return {
+            "victim": victim.label,
+            "capacity_mb": memory.capacity_mb,
+            "working_set_mb": memory.working_set_mb,
+            "requests_mb": memory.requests_mb,
+            **params,
+            "agent": info,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeCpuHogParams(NodeChoice, Hold):
+    workers: int = field(
+        default=1,
+        metadata=help_(f"busy processes, 1 to {MAX_WORKERS} (each burns up to one CPU)"),
+    )
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.workers <= MAX_WORKERS:
+            raise InvalidParam("workers", f"must be 1 to {MAX_WORKERS}, not {self.workers}")
+
+
+@register
+class NodeCpuHog(Fault[NodeCpuHogParams]):
+    name = "node-cpu-hog"
+    action = "hog_node_cpu"
+    summary = "burn CPU on a node outside its pods (a noisy neighbour) until rollback"
+    params_type = NodeCpuHogParams
+    holds = True
+    default_max_victims = 1
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        return choose_nodes(env, self.params, rng, max_victims=self.max_victims(), what=self.name)
+
+    def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
+        params = {"workers": str(self.params.workers)}
+        info = env.agents().hold(
+            victim.node,
+            "node-cpu-hog",
+            params,
+            record=record,
+            description=f"{self.name} of node {victim.node} ended",
+            duration=self.params.duration,
+        )
+        return {"victim": victim.label, **params, "agent": info}

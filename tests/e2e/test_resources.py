@@ -128,3 +128,25 @@ def test_a_disk_fill_past_the_pods_limit_gets_it_evicted_and_replaced(
         )
         session.rollback(injected)
     print(f"disk-fill: 48 MiB past a 32 MiB limit, evicted {evicted_after:.1f} s later: {how}")
+
+
+def test_a_node_cpu_hog_burns_outside_every_pod_until_rollback(cluster: Cluster) -> None:
+    """One busy worker in cgroups at the roots of a worker's hierarchies: CPU time charged
+    there while held (read from the node's cpuacct), the cgroups gone after rollback."""
+    with fault_session(cluster, "default") as session:
+        injected = session.inject("node-cpu-hog", {"workers": 1})
+        (victim,) = injected.victims
+        cgroups = injected.details[0]["agent"]["cgroups"]
+        assert all("/kubepods" not in c and "pod" not in c for c in cgroups.split(",")), cgroups
+        first, started = cpu_seconds(victim.node, cgroups), time.monotonic()
+        time.sleep(4)
+        burnt = (cpu_seconds(victim.node, cgroups) - first) / (time.monotonic() - started)
+        session.rollback(injected)
+    # One busy process: up to one CPU, less on a busy 2-core machine, never nothing.
+    assert burnt >= 0.25, f"the hog burnt {burnt:.2f} CPU on {victim.node}"
+    for cgroup in cgroups.split(","):
+        gone = subprocess.run(
+            ["docker", "exec", victim.node, "test", "-e", cgroup], check=False, timeout=30
+        )
+        assert gone.returncode == 1, f"{cgroup} is still there"
+    print(f"node-cpu-hog on {victim.node}: {burnt:.2f} CPU while held")

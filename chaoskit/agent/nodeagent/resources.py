@@ -1,5 +1,6 @@
 """Resource faults inside one pod: a CPU hog and a memory hog in its cgroup, and a disk
-fill of its own filesystem.
+fill of its own filesystem; and on a node: a CPU hog, and memory pressure (a memory hog
+with the kubelet's eviction threshold set just under what the node has left).
 
 The hog is a small program of the agent's own Python, started by the agent and moved
 into a cgroup of its own under the victim pod's cgroup (``chaoskit-<hash of the order>``),
@@ -344,3 +345,177 @@ def _unfill(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> N
 
 
 register(NodeFault("disk-fill", _fill, _unfill))
+
+
+# ---------------------------------------------------------------------------- node memory pressure
+
+KUBELET_CONFIG = PurePosixPath("/var/lib/kubelet/config.yaml")
+PRESSURE_PERIOD = "5s"
+"""The kubelet's eviction pressure transition period while the fault holds (5 min by
+default): the MemoryPressure condition follows the signal within seconds."""
+MAX_THRESHOLD_MB = 1024 * 1024
+HOST_RESERVE = 1024 * 1024 * 1024
+"""Bytes of the machine's available memory a node hog always leaves."""
+
+
+def pressure_config(text: str, threshold_mb: int) -> str:
+    """The kubelet configuration ``text`` with ``memory.available<threshold_mb Mi`` among
+    its hard eviction thresholds (the others kept) and a short pressure transition period;
+    every other line as it was. Only the block form of ``evictionHard`` is edited."""
+    out: list[str] = []
+    lines = text.splitlines()
+    seen_block = seen_period = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if line.startswith("evictionPressureTransitionPeriod:"):
+            out.append(f"evictionPressureTransitionPeriod: {PRESSURE_PERIOD}")
+            seen_period = True
+            continue
+        if not line.startswith("evictionHard:"):
+            out.append(line)
+            continue
+        inline = line.partition(":")[2].strip()
+        if inline not in ("", "{}"):
+            raise FaultRefused(f"cannot edit the kubelet's inline evictionHard: {inline!r}")
+        block: list[str] = []
+        while i < len(lines) and lines[i][:1] in (" ", "\t") and lines[i].strip():
+            block.append(lines[i])
+            i += 1
+        indent = block[0][: len(block[0]) - len(block[0].lstrip())] if block else "  "
+        kept = [b for b in block if not b.strip().startswith("memory.available:")]
+        out += ["evictionHard:", *kept, f"{indent}memory.available: {threshold_mb}Mi"]
+        seen_block = True
+    if not seen_block:
+        out += ["evictionHard:", f"  memory.available: {threshold_mb}Mi"]
+    if not seen_period:
+        out.append(f"evictionPressureTransitionPeriod: {PRESSURE_PERIOD}")
+    return "\n".join(out) + "\n"
+
+
+def node_file(host: Host, path: PurePosixPath) -> Path:
+    """A file of the node's own filesystem, as the agent reaches it (its PID 1's root)."""
+    return host.proc_dir / "1" / "root" / str(path).lstrip("/")
+
+
+def config_backup(order: str) -> PurePosixPath:
+    return KUBELET_CONFIG.with_name(f"{KUBELET_CONFIG.name}.{leaf(order)}")
+
+
+def mem_available(host: Host) -> int:
+    """MemAvailable of the machine, in bytes (a kind node sees the host's)."""
+    for line in (host.proc_dir / "meminfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key == "MemAvailable":
+            return int(value.split()[0]) * 1024
+    raise HostFailed("no MemAvailable in /proc/meminfo")
+
+
+def node_cgroups(order: str, fault: str) -> list[PurePosixPath]:
+    """The hog's cgroups at the roots of the node's hierarchies (one per controller the
+    hog needs on v1, found from PID 1's; the one tree on v2), outside every pod: the
+    kubelet counts them in the node's usage, but has no pod of them to evict."""
+    lines = cgroup_lines(node_run(["cat", "/proc/1/cgroup"]).stdout)
+    if not any(controller for controller in lines):
+        return [CGROUP_ROOT / leaf(order)]
+    result: list[PurePosixPath] = []
+    for controller in CONTROLLERS[fault]:
+        if controller not in lines:
+            raise FaultRefused(f"the node has no {controller} cgroup hierarchy")
+        directory = CGROUP_ROOT / lines[controller][0] / leaf(order)
+        if directory not in result:
+            result.append(directory)
+    return result
+
+
+def start_node_hog(kind: str, size: int, order: str, cgroups: list[PurePosixPath]) -> str:
+    """Starts a hog and moves it into ``cgroups`` (made here); its pid."""
+    for directory in cgroups:
+        node_run(["mkdir", "-p", str(directory)])
+    hog = start_hog(kind, size, order, os.environ.get("AGENT_STATE", DEFAULT_STORE))
+    try:
+        for directory in cgroups:
+            node_run(["sh", "-c", f"echo {hog} > {directory / 'cgroup.procs'}"])
+    except HostFailed:
+        node_run(["kill", "-KILL", str(hog)], check=False)
+        remove_hog(cgroups)
+        raise
+    return str(hog)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.chaoskit-partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def _pressure(host: Host, params: Mapping[str, str]) -> Info:
+    order = order_name(params)
+    size = amount(params, "megabytes", MAX_MEGABYTES)  # checked before anything changes
+    threshold = amount(params, "threshold_mb", MAX_THRESHOLD_MB)
+    config, backup = node_file(host, KUBELET_CONFIG), node_file(host, config_backup(order))
+    info = {
+        "megabytes": str(size),
+        "threshold_mb": str(threshold),
+        "backup": str(config_backup(order)),
+    }
+    if not backup.exists():
+        available = mem_available(host)
+        if size * 1024 * 1024 > available - HOST_RESERVE:
+            raise FaultRefused(
+                f"a {size} MiB hog would leave less than 1 GiB of the machine's memory "
+                f"available ({available // (1024 * 1024)} MiB available)"
+            )
+        try:
+            text = config.read_text()
+        except OSError as e:
+            raise FaultRefused(f"cannot read the kubelet's {KUBELET_CONFIG}: {e}") from None
+        edited = pressure_config(text, threshold)
+        write_atomically(backup, text)
+        write_atomically(config, edited)
+        host.run("systemctl", "restart", "kubelet")
+    cgroups = node_cgroups(order, "memory-hog")
+    info["cgroups"] = ",".join(map(str, cgroups))
+    if not any(hog_procs(d) for d in cgroups):
+        info["pid"] = start_node_hog("memory", size, order, cgroups)
+    return info
+
+
+def _unpressure(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
+    order = order_name(params)
+    remove_hog(node_cgroups(order, "memory-hog"))
+    backup = node_file(host, config_backup(order))
+    if backup.exists():
+        backup.replace(node_file(host, KUBELET_CONFIG))
+        host.run("systemctl", "restart", "kubelet")
+
+
+def _pressure_backstop(info: Mapping[str, str]) -> list[str]:
+    """Puts the kubelet's configuration back should the agent not (the hog ends by
+    itself at the expiry)."""
+    backup = info.get("backup", "")
+    if not backup.startswith(f"{KUBELET_CONFIG}.chaoskit-"):
+        return ["true"]
+    return ["sh", "-c", f"test -f {backup} && mv -f {backup} {KUBELET_CONFIG} && "
+            "systemctl restart kubelet"]  # fmt: skip
+
+
+register(NodeFault("node-memory-pressure", _pressure, _unpressure, backstop=_pressure_backstop))
+
+
+def _node_cpu_hog(host: Host, params: Mapping[str, str]) -> Info:
+    order = order_name(params)
+    workers = amount(params, "workers", MAX_WORKERS)  # checked before anything changes
+    cgroups = node_cgroups(order, "cpu-hog")
+    info = {"workers": str(workers), "cgroups": ",".join(map(str, cgroups))}
+    if not any(hog_procs(d) for d in cgroups):
+        info["pid"] = start_node_hog("cpu", workers, order, cgroups)
+    return info
+
+
+def _node_cpu_unhog(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
+    remove_hog(node_cgroups(order_name(params), "cpu-hog"))
+
+
+register(NodeFault("node-cpu-hog", _node_cpu_hog, _node_cpu_unhog))

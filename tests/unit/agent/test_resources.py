@@ -175,3 +175,141 @@ def test_a_disk_fill_never_leaves_the_filesystem_less_than_a_gibibyte(
 def test_a_disk_fill_path_is_absolute_and_stays_down(path: str) -> None:
     with pytest.raises(FaultRefused, match="must be absolute, without '\\.\\.'"):
         r.fill_dir(HOST, {"path": path})
+
+
+# ---------------------------------------------------------------------------- node memory pressure
+
+KIND_KUBELET = """apiVersion: kubelet.config.k8s.io/v1beta1
+cgroupDriver: systemd
+evictionHard:
+  imagefs.available: 0%
+  nodefs.available: 0%
+  nodefs.inodesFree: 0%
+evictionPressureTransitionPeriod: 0s
+kind: KubeletConfiguration
+volumeStatsAggPeriod: 10s
+"""
+
+
+def test_the_kubelet_config_gets_a_memory_threshold_and_keeps_the_rest() -> None:
+    edited = r.pressure_config(KIND_KUBELET, 20000)
+    assert edited == KIND_KUBELET.replace(
+        "  nodefs.inodesFree: 0%\nevictionPressureTransitionPeriod: 0s",
+        "  nodefs.inodesFree: 0%\n  memory.available: 20000Mi\n"
+        "evictionPressureTransitionPeriod: 5s",
+    )
+    # Edited twice (an agent restart re-applies): one threshold, the newer.
+    assert r.pressure_config(edited, 19000).count("memory.available") == 1
+    assert "memory.available: 19000Mi" in r.pressure_config(edited, 19000)
+
+
+def test_the_kubelet_config_edit_follows_the_blocks_indentation_or_adds_the_block() -> None:
+    four = "evictionHard:\n    nodefs.available: 5%\nkind: KubeletConfiguration\n"
+    assert r.pressure_config(four, 300).splitlines()[:3] == [
+        "evictionHard:",
+        "    nodefs.available: 5%",
+        "    memory.available: 300Mi",
+    ]
+    assert r.pressure_config("kind: KubeletConfiguration\n", 300).splitlines() == [
+        "kind: KubeletConfiguration",
+        "evictionHard:",
+        "  memory.available: 300Mi",
+        "evictionPressureTransitionPeriod: 5s",
+    ]
+    assert "  memory.available: 300Mi" in r.pressure_config("evictionHard: {}\n", 300)
+    with pytest.raises(FaultRefused, match="inline evictionHard"):
+        r.pressure_config("evictionHard: {memory.available: 100Mi}\n", 300)
+
+
+NODE_INIT = "9:name=systemd:/\n4:memory:/\n2:cpuacct:/\n1:cpu:/\n0::/\n"
+"""PID 1 of a kind node on this machine's hybrid v1 (cpu and cpuacct apart)."""
+
+
+@pytest.mark.parametrize(("init", "fault", "found"), [
+    (NODE_INIT, "cpu-hog", ["/sys/fs/cgroup/cpu/chaoskit-", "/sys/fs/cgroup/cpuacct/chaoskit-"]),
+    ("3:cpu,cpuacct:/\n4:memory:/\n", "cpu-hog", ["/sys/fs/cgroup/cpu,cpuacct/chaoskit-"]),
+    (NODE_INIT, "memory-hog", ["/sys/fs/cgroup/memory/chaoskit-"]),
+    ("0::/\n", "memory-hog", ["/sys/fs/cgroup/chaoskit-"]),
+])  # fmt: skip
+def test_a_node_hogs_cgroups_are_at_the_roots_of_the_nodes_hierarchies(
+    monkeypatch: pytest.MonkeyPatch, init: str, fault: str, found: list[str]
+) -> None:
+    monkeypatch.setattr(
+        r, "node_run", lambda argv, check=True: subprocess.CompletedProcess(argv, 0, init, "")
+    )
+    cgroups = [str(d) for d in r.node_cgroups("order-1", fault)]
+    assert cgroups == [f + r.leaf("order-1").removeprefix("chaoskit-") for f in found]
+
+
+def test_a_node_cpu_hog_needs_a_cpu_hierarchy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        r,
+        "node_run",
+        lambda argv, check=True: subprocess.CompletedProcess(argv, 0, "4:memory:/", ""),
+    )
+    with pytest.raises(FaultRefused, match="no cpu cgroup hierarchy"):
+        r.node_cgroups("order-1", "cpu-hog")
+
+
+def _node(tmp_path: Path, config: str = KIND_KUBELET, available_kb: int = 20 * 2**20) -> Host:
+    root = tmp_path / "proc"
+    (root / "1" / "root" / "var/lib/kubelet").mkdir(parents=True)
+    (root / "1" / "root" / "var/lib/kubelet/config.yaml").write_text(config)
+    (root / "meminfo").write_text(f"MemTotal: 24000000 kB\nMemAvailable: {available_kb} kB\n")
+    return Host("w1", Path("/nonexistent"), proc_dir=root)
+
+
+def test_node_memory_pressure_edits_the_kubelet_starts_the_hog_and_undoes_both(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    host = _node(tmp_path)
+    calls: list[list[str]] = []
+    hog_cgroup: list[int] = []
+
+    def node_run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        if argv[0] == "sh":  # the hog moved into its cgroup
+            hog_cgroup.append(4242)
+        if argv == ["cat", "/proc/1/cgroup"]:
+            return subprocess.CompletedProcess(argv, 0, NODE_INIT, "")
+        if argv[:1] == ["cat"]:
+            return subprocess.CompletedProcess(argv, 0, "".join(f"{p}\n" for p in hog_cgroup), "")
+        if argv[:1] == ["kill"]:
+            hog_cgroup.clear()
+        return subprocess.CompletedProcess(argv, 1 if argv[0] == "test" else 0, "", "")
+
+    restarts: list[tuple[str, ...]] = []
+    monkeypatch.setattr(r, "node_run", node_run)
+    monkeypatch.setattr(r, "start_hog", lambda kind, size, order, store: 4242)
+    monkeypatch.setattr(Host, "run", lambda self, *argv, **kw: restarts.append(argv))
+    fault = FAULTS["node-memory-pressure"]
+    params = {ORDER_PARAM: "pressure-1", "megabytes": "512", "threshold_mb": "20000"}
+    info = fault.apply(host, params)
+    config = tmp_path / "proc/1/root/var/lib/kubelet/config.yaml"
+    assert "memory.available: 20000Mi" in config.read_text()
+    assert restarts == [("systemctl", "restart", "kubelet")]
+    assert info["cgroups"].startswith(
+        "/sys/fs/cgroup/memory/chaoskit-"
+    )  # v1: no cgroup.controllers
+    assert info["pid"] == "4242" and hog_cgroup == [4242]
+    assert fault.apply(host, params)["threshold_mb"] == "20000"
+    assert restarts == [("systemctl", "restart", "kubelet")], "applied again: nothing new"
+    command = fault.backstop(info) if fault.backstop else []
+    assert command[:2] == ["sh", "-c"] and info["backup"] in command[2]
+    fault.undo(host, params, info)
+    assert config.read_text() == KIND_KUBELET
+    assert not any(p.name.startswith("config.yaml.") for p in config.parent.iterdir())
+    assert hog_cgroup == [] and restarts[-1] == ("systemctl", "restart", "kubelet")
+
+
+def test_node_memory_pressure_never_leaves_the_machine_less_than_a_gibibyte(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    host = _node(tmp_path, available_kb=1200 * 1024)
+    monkeypatch.setattr(r, "node_run", lambda argv, check=True: pytest.fail(f"ran {argv}"))
+    params = {ORDER_PARAM: "pressure-2", "megabytes": "512", "threshold_mb": "900"}
+    with pytest.raises(FaultRefused, match="less than 1 GiB of the machine's memory"):
+        FAULTS["node-memory-pressure"].apply(host, params)
+    config = tmp_path / "proc/1/root/var/lib/kubelet/config.yaml"
+    assert config.read_text() == KIND_KUBELET
+    assert [p.name for p in config.parent.iterdir()] == ["config.yaml"]

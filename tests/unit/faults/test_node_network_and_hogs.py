@@ -19,6 +19,11 @@ from chaoskit.faults.resources import (
     DiskFill,
     DiskFillParams,
     MemoryHogParams,
+    NodeCpuHogParams,
+    NodeMemory,
+    NodeMemoryParams,
+    NodeMemoryPressure,
+    node_memory,
     storage_limit_mb,
 )
 
@@ -115,3 +120,85 @@ def test_a_disk_fill_is_sized_from_the_pods_own_limit() -> None:
         over.megabytes(pod_with_limits("64Mi"))
     with pytest.raises(InvalidParam, match="must be absolute"):
         DiskFillParams(namespace="ns", selector="app=x", path="tmp").check()
+
+
+def test_a_node_cpu_hog_has_one_to_sixteen_workers() -> None:
+    NodeCpuHogParams(workers=16).check()
+    with pytest.raises(InvalidParam, match="workers: must be 1 to 16, not 0"):
+        NodeCpuHogParams(workers=0).check()
+
+
+def test_node_memory_pressure_amounts_are_checked() -> None:
+    NodeMemoryParams().check()
+    with pytest.raises(InvalidParam, match="reclaim_mb: must be 1 to"):
+        NodeMemoryParams(reclaim_mb=0).check()
+    with pytest.raises(InvalidParam, match="headroom_mb: must be 0 to"):
+        NodeMemoryParams(headroom_mb=-1).check()
+
+
+def test_the_threshold_leaves_the_pods_their_requests_and_the_hog_makes_the_rest() -> None:
+    # Requests above use: allocatable = requests + headroom; the hog fills it and more.
+    memory = NodeMemory(capacity_mb=24000, working_set_mb=800, requests_mb=1500)
+    threshold, hog = memory.pressure(reclaim_mb=256, headroom_mb=64)
+    assert 24000 - threshold == 1500 + 64
+    assert 800 + hog == (24000 - threshold) + 256
+    # Use above requests: the room is the use.
+    threshold, hog = NodeMemory(24000, 2000, 1500).pressure(256, 64)
+    assert (24000 - threshold, hog) == (2064, 64 + 256)
+
+
+def pod(phase: str, *requests: str) -> Any:
+    containers = [
+        SimpleNamespace(resources=SimpleNamespace(requests={"memory": r} if r else None))
+        for r in requests
+    ]
+    return SimpleNamespace(
+        status=SimpleNamespace(phase=phase), spec=SimpleNamespace(containers=containers)
+    )
+
+
+class _Node:
+    def __init__(self, body: bytes, pods: list[Any]) -> None:
+        self.body, self.pods = body, pods
+        self.hold: dict[str, Any] = {}
+
+    def core(self) -> Any:
+        def proxy(node: str, path: str, **kw: Any) -> Any:
+            assert (node, path) == ("w1", "stats/summary") and kw["_preload_content"] is False
+            return SimpleNamespace(data=self.body)
+
+        def pods(**kw: Any) -> Any:
+            assert kw["field_selector"] == "spec.nodeName=w1"
+            return SimpleNamespace(items=self.pods)
+
+        return SimpleNamespace(
+            connect_get_node_proxy_with_path=proxy, list_pod_for_all_namespaces=pods
+        )
+
+    def agents(self) -> Any:
+        def hold(node: str, fault: str, params: dict[str, str], **kw: Any) -> dict[str, str]:
+            self.hold = {"node": node, "fault": fault, **params}
+            return {"order": "o1"}
+
+        return SimpleNamespace(hold=hold)
+
+
+SUMMARY = b'{"node": {"memory": {"availableBytes": 24326963200, "workingSetBytes": 838860800}}}'
+
+
+def test_node_memory_pressure_reads_the_kubelets_figures_and_the_pods_requests() -> None:
+    pods = [pod("Running", "512Mi", ""), pod("Pending", "1Gi"), pod("Failed", "8Gi")]
+    env: Any = _Node(SUMMARY, pods)
+    assert node_memory(env, "w1") == NodeMemory(24000, 800, 1536)
+    fault = NodeMemoryPressure(NodeMemoryParams(reclaim_mb=256, headroom_mb=64))
+    victim: Any = SimpleNamespace(node="w1", label="node w1")
+    details = fault.inject(env, victim, record=None)  # type: ignore[arg-type]
+    assert env.hold == {"node": "w1", "fault": "node-memory-pressure",
+                        "megabytes": str(1536 + 64 - 800 + 256),
+                        "threshold_mb": str(24000 - 1536 - 64)}  # fmt: skip
+    assert details["requests_mb"] == 1536
+    with pytest.raises(FaultFailed, match="reports no available memory"):
+        node_memory(_Node(b'{"node": {}}', []), "w1")  # type: ignore[arg-type]
+    small: Any = _Node(b'{"node": {"memory": {"availableBytes": 1, "workingSetBytes": 1}}}', [])
+    with pytest.raises(FaultFailed, match="would be under 128 MiB"):
+        fault.inject(small, victim, record=None)  # type: ignore[arg-type]
