@@ -42,6 +42,7 @@ from chaoskit.faults.base import (
     FaultEnv,
     Hold,
     NodeChoice,
+    Params,
     Recorder,
     Victim,
     choose_nodes,
@@ -60,7 +61,7 @@ from chaoskit.faults.registry import register
 
 
 @dataclass(frozen=True, kw_only=True)
-class CpuHogParams(PodChoice, Hold):
+class Workers(Params):
     workers: int = field(
         default=1,
         metadata=help_(f"busy processes, 1 to {MAX_WORKERS} (each burns up to one CPU)"),
@@ -70,6 +71,11 @@ class CpuHogParams(PodChoice, Hold):
         super().check()
         if not 0 < self.workers <= MAX_WORKERS:
             raise InvalidParam("workers", f"must be 1 to {MAX_WORKERS}, not {self.workers}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuHogParams(PodChoice, Hold, Workers):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,8 +314,32 @@ def node_memory(env: FaultEnv, node: str) -> NodeMemory:
     )
 
 
+class NodeHold(Fault[Any]):
+    """A hold on one node through its agent, outside every pod."""
+
+    holds = True
+    default_max_victims = 1
+
+    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
+        return choose_nodes(env, self.params, rng, max_victims=self.max_victims(), what=self.name)
+
+    def hold(
+        self, env: FaultEnv, victim: Victim, record: Recorder, params: dict[str, str]
+    ) -> dict[str, str]:
+        """The agent's order ``self.name`` on the victim node, until rollback; its info."""
+        info: dict[str, str] = env.agents().hold(
+            victim.node,
+            self.name,
+            params,
+            record=record,
+            description=f"{self.name} of node {victim.node} ended",
+            duration=self.params.duration,
+        )
+        return info
+
+
 @register
-class NodeMemoryPressure(Fault[NodeMemoryParams]):
+class NodeMemoryPressure(NodeHold):
     name = "node-memory-pressure"
     action = "pressure_node_memory"
     summary = (
@@ -317,11 +347,6 @@ class NodeMemoryPressure(Fault[NodeMemoryParams]):
         "so that it must free reclaim_mb: it evicts pods (BestEffort first) until rollback"
     )
     params_type = NodeMemoryParams
-    holds = True
-    default_max_victims = 1
-
-    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
-        return choose_nodes(env, self.params, rng, max_victims=self.max_victims(), what=self.name)
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
         memory = node_memory(env, victim.node)
@@ -336,14 +361,7 @@ class NodeMemoryPressure(Fault[NodeMemoryParams]):
                 f"node {victim.node} would need a {hog} MiB hog (most {MAX_MEGABYTES})"
             )
         params = {"megabytes": str(hog), "threshold_mb": str(threshold)}
-        info = env.agents().hold(
-            victim.node,
-            "node-memory-pressure",
-            params,
-            record=record,
-            description=f"{self.name} of node {victim.node} ended",
-            duration=self.params.duration,
-        )
+        info = self.hold(env, victim, record, params)
         return {
             "victim": victim.label,
             "capacity_mb": memory.capacity_mb,
@@ -355,38 +373,17 @@ class NodeMemoryPressure(Fault[NodeMemoryParams]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class NodeCpuHogParams(NodeChoice, Hold):
-    workers: int = field(
-        default=1,
-        metadata=help_(f"busy processes, 1 to {MAX_WORKERS} (each burns up to one CPU)"),
-    )
-
-    def check(self) -> None:
-        super().check()
-        if not 0 < self.workers <= MAX_WORKERS:
-            raise InvalidParam("workers", f"must be 1 to {MAX_WORKERS}, not {self.workers}")
+class NodeCpuHogParams(NodeChoice, Hold, Workers):
+    pass
 
 
 @register
-class NodeCpuHog(Fault[NodeCpuHogParams]):
+class NodeCpuHog(NodeHold):
     name = "node-cpu-hog"
     action = "hog_node_cpu"
     summary = "burn CPU on a node outside its pods (a noisy neighbour) until rollback"
     params_type = NodeCpuHogParams
-    holds = True
-    default_max_victims = 1
-
-    def select(self, env: FaultEnv, rng: random.Random) -> list[Victim]:
-        return choose_nodes(env, self.params, rng, max_victims=self.max_victims(), what=self.name)
 
     def inject(self, env: FaultEnv, victim: Victim, record: Recorder) -> dict[str, Any]:
         params = {"workers": str(self.params.workers)}
-        info = env.agents().hold(
-            victim.node,
-            "node-cpu-hog",
-            params,
-            record=record,
-            description=f"{self.name} of node {victim.node} ended",
-            duration=self.params.duration,
-        )
-        return {"victim": victim.label, **params, "agent": info}
+        return {"victim": victim.label, **params, "agent": self.hold(env, victim, record, params)}

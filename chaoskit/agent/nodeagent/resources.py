@@ -223,6 +223,22 @@ def remove_hog(directories: list[PurePosixPath]) -> None:
             raise HostFailed(f"rmdir {directory}: {proc.stderr.strip()}")
 
 
+def start_hog_in(kind: str, size: int, order: str, cgroups: list[PurePosixPath]) -> str:
+    """Starts a hog and moves it into ``cgroups`` (made here; killed and removed again if
+    the move fails); its pid."""
+    for directory in cgroups:
+        node_run(["mkdir", "-p", str(directory)])
+    hog = start_hog(kind, size, order, os.environ.get("AGENT_STATE", DEFAULT_STORE))
+    try:
+        for directory in cgroups:
+            node_run(["sh", "-c", f"echo {hog} > {directory / 'cgroup.procs'}"])
+    except HostFailed:
+        node_run(["kill", "-KILL", str(hog)], check=False)
+        remove_hog(cgroups)
+        raise
+    return str(hog)
+
+
 def _hog_fault(fault: str, kind: str, key: str, most: int) -> NodeFault:
     def directories(pid: int, order: str) -> list[PurePosixPath]:
         return [d / leaf(order) for d in pod_cgroups(pid, fault)]
@@ -235,17 +251,7 @@ def _hog_fault(fault: str, kind: str, key: str, most: int) -> NodeFault:
         info = {"pod": pod_name(params), key: str(size), "cgroups": ",".join(map(str, mine))}
         if any(hog_procs(d) for d in mine):
             return info  # applied already (an agent restart re-applies)
-        for directory in mine:
-            node_run(["mkdir", "-p", str(directory)])
-        hog = start_hog(kind, size, order, os.environ.get("AGENT_STATE", DEFAULT_STORE))
-        try:
-            for directory in mine:
-                node_run(["sh", "-c", f"echo {hog} > {directory / 'cgroup.procs'}"])
-        except HostFailed:
-            node_run(["kill", "-KILL", str(hog)], check=False)
-            remove_hog(mine)
-            raise
-        info["pid"] = str(hog)
+        info["pid"] = start_hog_in(kind, size, order, mine)
         return info
 
     def undo(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:
@@ -429,21 +435,6 @@ def node_cgroups(order: str, fault: str) -> list[PurePosixPath]:
     return result
 
 
-def start_node_hog(kind: str, size: int, order: str, cgroups: list[PurePosixPath]) -> str:
-    """Starts a hog and moves it into ``cgroups`` (made here); its pid."""
-    for directory in cgroups:
-        node_run(["mkdir", "-p", str(directory)])
-    hog = start_hog(kind, size, order, os.environ.get("AGENT_STATE", DEFAULT_STORE))
-    try:
-        for directory in cgroups:
-            node_run(["sh", "-c", f"echo {hog} > {directory / 'cgroup.procs'}"])
-    except HostFailed:
-        node_run(["kill", "-KILL", str(hog)], check=False)
-        remove_hog(cgroups)
-        raise
-    return str(hog)
-
-
 def write_atomically(path: Path, text: str) -> None:
     partial = path.with_name(f".{path.name}.chaoskit-partial")
     partial.write_text(text)
@@ -478,7 +469,7 @@ def _pressure(host: Host, params: Mapping[str, str]) -> Info:
     cgroups = node_cgroups(order, "memory-hog")
     info["cgroups"] = ",".join(map(str, cgroups))
     if not any(hog_procs(d) for d in cgroups):
-        info["pid"] = start_node_hog("memory", size, order, cgroups)
+        info["pid"] = start_hog_in("memory", size, order, cgroups)
     return info
 
 
@@ -510,7 +501,7 @@ def _node_cpu_hog(host: Host, params: Mapping[str, str]) -> Info:
     cgroups = node_cgroups(order, "cpu-hog")
     info = {"workers": str(workers), "cgroups": ",".join(map(str, cgroups))}
     if not any(hog_procs(d) for d in cgroups):
-        info["pid"] = start_node_hog("cpu", workers, order, cgroups)
+        info["pid"] = start_hog_in("cpu", workers, order, cgroups)
     return info
 
 
