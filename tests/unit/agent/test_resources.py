@@ -313,3 +313,41 @@ def test_node_memory_pressure_never_leaves_the_machine_less_than_a_gibibyte(
     config = tmp_path / "proc/1/root/var/lib/kubelet/config.yaml"
     assert config.read_text() == KIND_KUBELET
     assert [p.name for p in config.parent.iterdir()] == ["config.yaml"]
+
+
+def test_a_pod_hog_is_moved_into_a_cgroup_under_the_pods_and_undone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pod = PurePosixPath("/sys/fs/cgroup/memory/kubepods/burstable/pod1234")
+    procs: dict[str, list[int]] = {}
+    made: list[str] = []
+
+    def node_run(argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if argv[0] == "mkdir":
+            made.append(argv[-1])
+        elif argv[0] == "sh":  # echo PID > DIR/cgroup.procs
+            pid, target = argv[2].split(" > ")
+            procs.setdefault(str(PurePosixPath(target).parent), []).append(int(pid.split()[1]))
+        elif argv[0] == "cat":
+            listed = procs.get(str(PurePosixPath(argv[1]).parent), [])
+            return subprocess.CompletedProcess(argv, 0, "".join(f"{p}\n" for p in listed), "")
+        elif argv[0] == "kill":
+            procs.clear()
+        elif argv[0] == "rmdir":
+            made.remove(argv[1])
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(r, "node_run", node_run)
+    monkeypatch.setattr(r, "require_pid", lambda host, params: 4242)
+    monkeypatch.setattr(r, "sandbox_pid", lambda host, params: 4242)
+    monkeypatch.setattr(r, "pod_cgroups", lambda pid, fault: [pod])
+    monkeypatch.setattr(r, "start_hog", lambda kind, size, order, store: 777)
+    fault = FAULTS["memory-hog"]
+    params = {ORDER_PARAM: "hog-1", "namespace": "ns", "pod": "p", "megabytes": "64"}
+    info = fault.apply(HOST, params)
+    cgroup = str(pod / r.leaf("hog-1"))
+    assert info["cgroups"] == cgroup and info["pid"] == "777" and made == [cgroup]
+    assert procs == {cgroup: [777]}
+    assert "pid" not in fault.apply(HOST, params), "applied again: the running hog is kept"
+    fault.undo(HOST, params, info)
+    assert procs == {} and made == []
