@@ -48,9 +48,13 @@ unit kill waits up to 30 s for systemd's restart)."""
 HOLD_TIMEOUT = 120.0
 """Seconds for a hold to take effect (a static pod hold waits until kubelet stopped it)."""
 RELEASE_TIMEOUT = 60.0
+"""Seconds for the agent to undo a released order, once the API answers."""
 UNAVAILABLE_AFTER = 8.0
 """Seconds of failing requests after which an order's wait says the API is gone."""
-"""Seconds for the agent to undo a released order, once the API answers."""
+DENIED_GRACE = 30.0
+"""Seconds an order's wait goes on through 401/403 answers about an order it made: an API
+server that has just (re)started serves requests before its RBAC authorizer has synced,
+and refuses users bound by RBAC (kubeadm's admin is one) until it has."""
 HOLD_MARGIN = 15.0
 """Seconds past a hold's duration at which the agent ends it by itself (the time to
 carry the order out, so that it never ends early)."""
@@ -319,6 +323,14 @@ def api_unavailable(error: BaseException) -> bool:
     return isinstance(error, HTTPError | OSError | TimeoutError)
 
 
+def access_denied(error: BaseException) -> bool:
+    """True for a 401 or 403: about an order this process made, it comes from an API server
+    that has just started and not yet loaded who may do what (see ``DENIED_GRACE``)."""
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - heavy: only when acting
+
+    return isinstance(error, ApiException) and error.status in (401, 403)
+
+
 def wait_for_phase(
     orders: Orders, name: str, phases: tuple[str, ...], *, timeout: float
 ) -> Order | None:
@@ -328,19 +340,29 @@ def wait_for_phase(
     order, or none of ``phases`` in time, raises."""
     deadline = time.monotonic() + timeout
     failing_since: float | None = None
+    denied_since: float | None = None
     while True:
         try:
             order = orders.get(name)
         except Exception as e:
+            now = time.monotonic()
+            if access_denied(e):
+                denied_since = now if denied_since is None else denied_since
+                if now - denied_since >= DENIED_GRACE or now > deadline:
+                    raise FaultFailed(
+                        f"agent order {name}: the API refused to show it for "
+                        f"{now - denied_since:.0f} s ({_reason(e)})"
+                    ) from e
+                time.sleep(0.5)
+                continue
             if not api_unavailable(e):
                 raise
-            now = time.monotonic()
             failing_since = now if failing_since is None else failing_since
             if now - failing_since >= UNAVAILABLE_AFTER or now > deadline:
                 return None
             time.sleep(1)
             continue
-        failing_since = None
+        failing_since = denied_since = None
         if order.phase in phases:
             return order
         if order.phase in ("Failed", "Expired"):
@@ -356,6 +378,12 @@ def wait_for_phase(
                 f"{timeout:.0f} s (is the agent running on that node?)"
             )
         time.sleep(0.2)
+
+
+def _reason(error: BaseException) -> str:
+    status = getattr(error, "status", None)
+    reason = getattr(error, "reason", None)
+    return f"{status} {reason}" if status else str(error)
 
 
 def order_once(
@@ -416,7 +444,7 @@ def release_order(orders: Orders, name: str, *, expires_at: float = 0.0) -> None
                 orders, name, ("Undone", "Expired", "Failed"), timeout=RELEASE_TIMEOUT
             )
         except Exception as e:
-            if not api_unavailable(e):
+            if not (api_unavailable(e) or access_denied(e)):
                 if isinstance(e, FaultFailed):
                     raise
                 raise FaultFailed(f"releasing agent order {name}: {e}") from e

@@ -217,6 +217,48 @@ def test_one_failed_request_is_not_the_api_gone(
     nodes.close()
 
 
+def test_a_kill_waits_through_a_restarted_api_server_that_has_not_loaded_rbac(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # kube-apiserver killed: the one that comes back answers 403 to kubeadm's admin
+    # (bound by RBAC) until its authorizer has synced; the kill itself went well.
+    fake = FakeOrders()
+    fake.info = {"restarted": "true"}
+    nodes = agents(fake, monkeypatch, tmp_path)
+    real_get = fake.get
+    calls = {"n": 0}
+
+    def get_denied_for_a_while(name: str) -> Order:
+        calls["n"] += 1
+        if calls["n"] <= 6:
+            raise ApiException(status=403, reason="Forbidden")
+        return real_get(name)
+
+    monkeypatch.setattr(fake, "get", get_denied_for_a_while)
+    monkeypatch.setattr(agentnodes, "time", FakeClock())
+    assert nodes.once("cp1", "container-kill", {"container": "kube-apiserver"}) == fake.info
+    assert calls["n"] == 7
+    nodes.close()
+
+
+def test_an_api_that_keeps_refusing_an_order_fails_it_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = FakeOrders()
+    nodes = agents(fake, monkeypatch, tmp_path)
+
+    def get_denied(name: str) -> Order:
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(fake, "get", get_denied)
+    clock = FakeClock()
+    monkeypatch.setattr(agentnodes, "time", clock)
+    with pytest.raises(FaultFailed, match=r"refused to show it for \d+ s \(403 Forbidden\)"):
+        nodes.once("cp1", "container-kill", {"container": "kube-apiserver"})
+    assert agentnodes.DENIED_GRACE <= clock.slept < agentnodes.DENIED_GRACE + 2
+    nodes.close()
+
+
 def test_a_release_waits_out_an_api_outage(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeOrders()
     fake.create("cp1", "static-pod-hold", {}, name="o1", ttl=10)
