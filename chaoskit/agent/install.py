@@ -253,6 +253,8 @@ def remove(
     with progress.task("deleting the agent"):
         for what in (
             ("namespace", NAMESPACE),
+            ("clusterrolebinding", manifests.CLUSTER_ROLE),
+            ("clusterrole", manifests.CLUSTER_ROLE),
             ("customresourcedefinition", f"{PLURAL}.{GROUP}"),
         ):
             run_logged(

@@ -103,8 +103,14 @@ def namespace() -> dict[str, Any]:
     }
 
 
+CLUSTER_ROLE = f"{NAME}-pods"
+"""The agent's only cluster-wide right: listing pods, to count the ones its node's kubelet
+evicted (a node memory pressure ends after so many)."""
+
+
 def rbac() -> list[dict[str, Any]]:
-    """The agent reads its node's orders and writes their status; nothing else."""
+    """The agent reads its node's orders and writes their status, and lists pods; nothing
+    else."""
     meta = {"name": NAME, "namespace": NAMESPACE}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
@@ -126,6 +132,23 @@ def rbac() -> list[dict[str, Any]]:
             "kind": "RoleBinding",
             "metadata": meta,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": CLUSTER_ROLE, "labels": {"app.kubernetes.io/part-of": "chaoskit"}},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": CLUSTER_ROLE, "labels": {"app.kubernetes.io/part-of": "chaoskit"}},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": CLUSTER_ROLE,
+            },
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
         },
     ]

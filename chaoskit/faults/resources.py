@@ -36,7 +36,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from chaoskit.agent.nodeagent.resources import DEFAULT_FILL_PATH, MAX_MEGABYTES, MAX_WORKERS
+from chaoskit.agent.nodeagent.resources import (
+    DEFAULT_FILL_PATH,
+    MAX_EVICTIONS,
+    MAX_MEGABYTES,
+    MAX_WORKERS,
+)
 from chaoskit.faults.base import (
     Fault,
     FaultEnv,
@@ -246,9 +251,18 @@ class NodeMemoryParams(NodeChoice, Hold):
             "if more) while the fault holds"
         ),
     )
+    evictions: int = field(
+        default=1,
+        metadata=help_(
+            "the hog ends once the kubelet has evicted this many pods from the node "
+            "(0: it holds until rollback, evicting on as long as the node stays short)"
+        ),
+    )
 
     def check(self) -> None:
         super().check()
+        if not 0 <= self.evictions <= MAX_EVICTIONS:
+            raise InvalidParam("evictions", f"must be 0 to {MAX_EVICTIONS}, not {self.evictions}")
         if not 0 < self.reclaim_mb <= MAX_MEGABYTES:
             raise InvalidParam("reclaim_mb", f"must be 1 to {MAX_MEGABYTES}, not {self.reclaim_mb}")
         if not 0 <= self.headroom_mb <= MAX_MEGABYTES:
@@ -344,7 +358,8 @@ class NodeMemoryPressure(NodeHold):
     action = "pressure_node_memory"
     summary = (
         "hold memory on a node outside its pods, with the kubelet's eviction threshold set "
-        "so that it must free reclaim_mb: it evicts pods (BestEffort first) until rollback"
+        "so that it must free reclaim_mb: it evicts pods (BestEffort first); the hog ends "
+        "after `evictions` evictions, the threshold at rollback"
     )
     params_type = NodeMemoryParams
 
@@ -360,7 +375,11 @@ class NodeMemoryPressure(NodeHold):
             raise FaultFailed(
                 f"node {victim.node} would need a {hog} MiB hog (most {MAX_MEGABYTES})"
             )
-        params = {"megabytes": str(hog), "threshold_mb": str(threshold)}
+        params = {
+            "megabytes": str(hog),
+            "threshold_mb": str(threshold),
+            "evictions": str(self.params.evictions),
+        }
         info = self.hold(env, victim, record, params)
         return {
             "victim": victim.label,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,15 @@ from . import (
     resources,  # noqa: F401 - registers the resource faults
 )
 from . import orders as o
-from .host import FAULTS, FaultRefused, Host, HostFailed, arm_backstop, disarm_backstop
+from .host import (
+    ENDED,
+    FAULTS,
+    FaultRefused,
+    Host,
+    HostFailed,
+    arm_backstop,
+    disarm_backstop,
+)
 from .kube import Api, ApiUnavailable
 from .store import Store
 
@@ -47,6 +56,8 @@ class Agent:
             logger.info("order %s expired while the agent was away: undoing", entry.name)
             self.undo(entry, "expired while the agent was not running")
         for entry in plan.reapply:
+            if entry.undo.get(ENDED):
+                continue  # its active part ended by itself (see watch): only the undo is left
             logger.info("order %s is still in force: applying it again", entry.name)
             fault = FAULTS.get(entry.fault)
             if fault is not None:
@@ -76,6 +87,8 @@ class Agent:
             remote = None
         for step in o.reconcile(self.entries, remote, time.time(), frozenset(FAULTS)):
             self.act(step)
+        if remote is not None:
+            self.watch()
         self.save()
         if self.heartbeat is not None:
             self.heartbeat.touch()
@@ -85,6 +98,30 @@ class Agent:
         for entry in list(self.entries.values()):
             if entry.phase == "Applied" and entry.expires_at <= now:
                 self.undo(entry, "expired")
+
+    def watch(self) -> None:
+        """Gives each applied order whose fault watches (see ``NodeFault.watch``) a look."""
+        for entry in list(self.entries.values()):
+            fault = FAULTS.get(entry.fault)
+            if entry.phase != "Applied" or fault is None or fault.watch is None:
+                continue
+            if entry.undo.get(ENDED):
+                continue
+            try:
+                info = fault.watch(self.host, self.api, entry.params, entry.undo)
+            except (ApiUnavailable, FaultRefused, HostFailed, OSError) as e:
+                logger.warning("watching %s: %s", entry.name, e)
+                continue
+            if info is None:
+                continue
+            message = entry.message
+            if info.get(ENDED):
+                message = f"{message}; ended by itself {info[ENDED]}"
+                logger.info("order %s: %s ended by itself %s", entry.name, entry.fault, info[ENDED])
+            seen = replace(entry, undo={**info, **_kept(entry.undo)}, message=message)
+            self.entries[seen.uid] = seen
+            self.save()
+            self.report(seen)
 
     def remote_orders(self) -> list[o.Order]:
         result = []
@@ -232,3 +269,8 @@ class Agent:
 
     def save(self) -> None:
         self.store.save(self.entries)
+
+
+def _kept(info: Mapping[str, str]) -> dict[str, str]:
+    """What of an entry's info is the agent's own, not the fault's (its backstop timer)."""
+    return {k: v for k, v in info.items() if k == "backstop"}

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .files import FILES_DIR, digest
 
@@ -101,6 +102,21 @@ ApplyFn = Callable[[Host, Mapping[str, str]], Info]
 UndoFn = Callable[[Host, Mapping[str, str], Mapping[str, str]], None]
 
 
+class Cluster(Protocol):
+    """What a fault's watch may ask the API (the agent's own, read-only)."""
+
+    def evicted_pods(self, node: str) -> dict[str, str]:
+        """uid -> namespace/name of the pods on ``node`` that its kubelet evicted."""
+        ...
+
+
+WatchFn = Callable[[Host, Cluster, Mapping[str, str], Mapping[str, str]], Info | None]
+ENDED = "ended"
+"""Key of an order's info once its watch ended the fault's active part by itself (a node
+memory hog after its evictions): only the undo is left, and a restarted agent does not
+apply it again."""
+
+
 @dataclass(frozen=True)
 class NodeFault:
     name: str
@@ -111,6 +127,10 @@ class NodeFault:
     backstop: Callable[[Mapping[str, str]], list[str]] | None = None
     """The node command that undoes it, armed as a systemd timer on the node at the
     expiry: for faults that stop kubelet, during which nothing restarts a dead agent."""
+    watch: WatchFn | None = None
+    """Looked at on every tick while the order is applied, with what apply returned:
+    returns the new info when something changed (``ENDED`` among it once the fault's
+    active part ended by itself), else None."""
 
 
 FAULTS: dict[str, NodeFault] = {}

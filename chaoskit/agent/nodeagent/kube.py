@@ -73,5 +73,17 @@ class Api:
         found: dict[str, Any] = self.request("GET", self.orders_path(name))
         return found
 
+    def evicted_pods(self, node: str) -> dict[str, str]:
+        """uid -> namespace/name of the pods on ``node`` its kubelet evicted (they stay
+        listed, Failed with reason Evicted, until their owner or the GC deletes them)."""
+        selector = urllib.parse.quote(f"spec.nodeName={node},status.phase=Failed")
+        found = self.request("GET", f"/api/v1/pods?fieldSelector={selector}")
+        result: dict[str, str] = {}
+        for pod in found.get("items") or []:
+            meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+            if status.get("reason") == "Evicted" and meta.get("uid"):
+                result[str(meta["uid"])] = f"{meta.get('namespace')}/{meta.get('name')}"
+        return result
+
     def write_status(self, name: str, status: dict[str, Any]) -> None:
         self.request("PATCH", self.orders_path(name) + "/status", {"status": status})

@@ -36,6 +36,8 @@ from pathlib import Path, PurePosixPath
 
 from .host import (
     COMMAND_TIMEOUT,
+    ENDED,
+    Cluster,
     FaultRefused,
     Host,
     HostFailed,
@@ -360,6 +362,8 @@ PRESSURE_PERIOD = "5s"
 """The kubelet's eviction pressure transition period while the fault holds (5 min by
 default): the MemoryPressure condition follows the signal within seconds."""
 MAX_THRESHOLD_MB = 1024 * 1024
+MAX_EVICTIONS = 1000
+EVICTED_BEFORE = "evicted_before"
 HOST_RESERVE = 1024 * 1024 * 1024
 """Bytes of the machine's available memory a node hog always leaves."""
 
@@ -445,6 +449,7 @@ def _pressure(host: Host, params: Mapping[str, str]) -> Info:
     order = order_name(params)
     size = amount(params, "megabytes", MAX_MEGABYTES)  # checked before anything changes
     threshold = amount(params, "threshold_mb", MAX_THRESHOLD_MB)
+    evictions(params)
     config, backup = node_file(host, KUBELET_CONFIG), node_file(host, config_backup(order))
     info = {
         "megabytes": str(size),
@@ -482,6 +487,37 @@ def _unpressure(host: Host, params: Mapping[str, str], info: Mapping[str, str]) 
         host.run("systemctl", "restart", "kubelet")
 
 
+def evictions(params: Mapping[str, str]) -> int:
+    """After how many evictions the hog ends (0: it holds until the order ends)."""
+    text = params.get("evictions", "0").strip() or "0"
+    if not text.isdigit() or int(text) > MAX_EVICTIONS:
+        raise FaultRefused(
+            f"evictions must be a whole number from 0 to {MAX_EVICTIONS}, not {text!r}"
+        )
+    return int(text)
+
+
+def _pressure_watch(
+    host: Host, cluster: Cluster, params: Mapping[str, str], info: Mapping[str, str]
+) -> Info | None:
+    """Ends the hog once the kubelet has evicted ``evictions`` pods from the node since
+    the order was applied: the blast radius is that many pods, not every pod the kubelet
+    would go on to evict while its statistics lag behind the memory freed. The kubelet's
+    threshold stays until the order ends (nothing restarts it twice)."""
+    most = evictions(params)
+    if most == 0:
+        return None
+    evicted = cluster.evicted_pods(host.node)
+    if EVICTED_BEFORE not in info:  # the first look, right after apply
+        return {**info, EVICTED_BEFORE: ",".join(sorted(evicted))}
+    before = set(info[EVICTED_BEFORE].split(","))
+    new = sorted(name for uid, name in evicted.items() if uid not in before)
+    if len(new) < most:
+        return None
+    remove_hog(node_cgroups(order_name(params), "memory-hog"))
+    return {**info, ENDED: f"after {len(new)} eviction(s)", "evicted": ",".join(new)}
+
+
 def _pressure_backstop(info: Mapping[str, str]) -> list[str]:
     """Puts the kubelet's configuration back should the agent not (the hog ends by
     itself at the expiry)."""
@@ -492,7 +528,15 @@ def _pressure_backstop(info: Mapping[str, str]) -> list[str]:
             "systemctl restart kubelet"]  # fmt: skip
 
 
-register(NodeFault("node-memory-pressure", _pressure, _unpressure, backstop=_pressure_backstop))
+register(
+    NodeFault(
+        "node-memory-pressure",
+        _pressure,
+        _unpressure,
+        backstop=_pressure_backstop,
+        watch=_pressure_watch,
+    )
+)
 
 
 def _node_cpu_hog(host: Host, params: Mapping[str, str]) -> Info:

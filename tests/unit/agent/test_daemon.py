@@ -12,7 +12,7 @@ import pytest
 
 from chaoskit.agent.nodeagent import orders as o
 from chaoskit.agent.nodeagent.daemon import Agent
-from chaoskit.agent.nodeagent.host import FAULTS, Host
+from chaoskit.agent.nodeagent.host import ENDED, FAULTS, Host
 from chaoskit.agent.nodeagent.kube import Api, ApiUnavailable
 from chaoskit.agent.nodeagent.store import Store
 
@@ -145,3 +145,38 @@ def test_apply_and_undo_get_the_orders_name_also_after_a_restart(
     time.sleep(0.55)
     agent.tick()
     assert seen == [("apply", "hold"), ("apply", "hold"), ("undo", "hold")]
+
+
+def test_a_watch_that_ends_a_fault_is_reported_and_not_reapplied_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent gives an applied order's watch a look on every tick; once it says the
+    fault's active part ended, that is reported, and a restarted agent does not apply the
+    fault again (only its undo is left)."""
+    agent, api, _ = setup(tmp_path)
+    hold = FAULTS["static-pod-hold"]
+    looks: list[Mapping[str, str]] = []
+    applies: list[str] = []
+
+    def apply(host: Host, params: Mapping[str, str]) -> dict[str, str]:
+        applies.append(params.get(o.ORDER_PARAM, ""))
+        return hold.apply(host, params)
+
+    def watch(
+        host: Host, cluster: Any, params: Mapping[str, str], info: Mapping[str, str]
+    ) -> dict[str, str] | None:
+        looks.append(dict(info))
+        return {**info, ENDED: "after 1 eviction(s)"} if len(looks) == 2 else None
+
+    monkeypatch.setitem(FAULTS, "static-pod-hold", replace(hold, apply=apply, watch=watch))
+    api.order("hold", ttl=30)
+    agent.tick()
+    agent.tick()
+    status = api.objects["hold"]["status"]
+    assert status["phase"] == "Applied" and status["info"][ENDED] == "after 1 eviction(s)"
+    assert "ended by itself after 1 eviction(s)" in status["message"]
+    agent.tick()
+    assert len(looks) == 2, "an ended fault is not watched any more"
+    api.down = True  # no look while the API does not answer, either
+    Agent(Host("cp1", tmp_path), api, Store(tmp_path / "orders.json")).start()
+    assert applies == ["hold"], "applied again after it had ended"

@@ -24,14 +24,22 @@ def test_daemonset_runs_everywhere_with_named_capabilities_only() -> None:
     assert paths == {"/var/lib/chaoskit-agent", "/etc/kubernetes"}
 
 
-def test_rbac_allows_reading_orders_and_writing_their_status_only() -> None:
+def test_rbac_allows_reading_orders_writing_their_status_and_listing_pods_only() -> None:
     role = next(o for o in manifests.rbac() if o["kind"] == "Role")
     grants = {(tuple(r["resources"]), tuple(r["verbs"])) for r in role["rules"]}
     assert grants == {
         (("faultorders",), ("get", "list", "watch")),
         (("faultorders/status",), ("get", "patch", "update")),
     }
-    assert not any(o["kind"].startswith("Cluster") for o in manifests.rbac())
+    cluster_wide = [o for o in manifests.rbac() if o["kind"] == "ClusterRole"]
+    assert [r for o in cluster_wide for r in o["rules"]] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}
+    ]
+    binding = next(o for o in manifests.rbac() if o["kind"] == "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == manifests.CLUSTER_ROLE
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": manifests.NAME, "namespace": "chaoskit-system"}
+    ]
 
 
 def test_crd_requires_node_fault_and_expiry() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from chaoskit.agent.nodeagent import resources as r
-from chaoskit.agent.nodeagent.host import FAULTS, FaultRefused, Host
+from chaoskit.agent.nodeagent.host import ENDED, FAULTS, FaultRefused, Host
 from chaoskit.agent.nodeagent.orders import ORDER_PARAM, format_time
 
 HOST = Host("w1", Path("/nonexistent"))
@@ -351,3 +351,42 @@ def test_a_pod_hog_is_moved_into_a_cgroup_under_the_pods_and_undone(
     assert "pid" not in fault.apply(HOST, params), "applied again: the running hog is kept"
     fault.undo(HOST, params, info)
     assert procs == {} and made == []
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.evicted: dict[str, str] = {"old": "shop/evicted-yesterday"}
+
+    def evicted_pods(self, node: str) -> dict[str, str]:
+        return dict(self.evicted)
+
+
+def test_node_memory_pressure_ends_its_hog_after_its_evictions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = Host("w1", Path("/nonexistent"))
+    killed: list[list[PurePosixPath]] = []
+    monkeypatch.setattr(r, "node_cgroups", lambda order, fault: [PurePosixPath("/cg/x")])
+    monkeypatch.setattr(r, "remove_hog", killed.append)
+    watch = FAULTS["node-memory-pressure"].watch
+    assert watch is not None
+    cluster = FakeCluster()
+    params = {ORDER_PARAM: "pressure-3", "megabytes": "512", "threshold_mb": "900",
+              "evictions": "2"}  # fmt: skip
+    info = watch(host, cluster, params, {"pid": "1"})  # the first look: what was evicted before
+    assert info == {"pid": "1", r.EVICTED_BEFORE: "old"}
+    cluster.evicted["a"] = "t/besteffort"
+    assert watch(host, cluster, params, info) is None and killed == []
+    cluster.evicted["b"] = "t/burstable"
+    ended = watch(host, cluster, params, info)
+    assert ended is not None and killed == [[PurePosixPath("/cg/x")]]
+    assert ended[ENDED] == "after 2 eviction(s)" and ended["evicted"] == "t/besteffort,t/burstable"
+    # evictions=0: the pressure holds until the order ends
+    assert watch(host, cluster, {**params, "evictions": "0"}, info) is None
+
+
+def test_node_memory_pressure_refuses_a_bad_eviction_count(tmp_path: Path) -> None:
+    params = {ORDER_PARAM: "pressure-4", "megabytes": "512", "threshold_mb": "900",
+              "evictions": "-1"}  # fmt: skip
+    with pytest.raises(FaultRefused, match="evictions must be a whole number"):
+        FAULTS["node-memory-pressure"].apply(_node(tmp_path), params)

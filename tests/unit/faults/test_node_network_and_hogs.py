@@ -195,7 +195,8 @@ def test_node_memory_pressure_reads_the_kubelets_figures_and_the_pods_requests()
     details = fault.inject(env, victim, record=None)  # type: ignore[arg-type]
     assert env.hold == {"node": "w1", "fault": "node-memory-pressure",
                         "megabytes": str(1536 + 64 - 800 + 256),
-                        "threshold_mb": str(24000 - 1536 - 64)}  # fmt: skip
+                        "threshold_mb": str(24000 - 1536 - 64),
+                        "evictions": "1"}  # fmt: skip
     assert details["requests_mb"] == 1536
     with pytest.raises(FaultFailed, match="reports no available memory"):
         node_memory(_Node(b'{"node": {}}', []), "w1")  # type: ignore[arg-type]

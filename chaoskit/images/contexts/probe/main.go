@@ -4,6 +4,7 @@
 // anywhere the Go toolchain does.
 //
 //	probe serve [-addr :8080]         answer GET / with "<hostname>\n", /healthz with "ok"
+//	            [-hold MIB]           ... while holding MIB of memory, every page written
 //	probe resolve NAME                print the addresses NAME resolves to
 //	probe get URL [-n N] [-timeout D] GET URL N times, print each body on its own line
 package main
@@ -44,11 +45,19 @@ func main() {
 	}
 }
 
+// held is what serve -hold keeps resident (a package variable: never collected).
+var held []byte
+
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", ":8080", "listen address")
+	hold := fs.Int("hold", 0, "MiB of memory to hold while serving")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	held = make([]byte, *hold<<20)
+	for i := 0; i < len(held); i += 4096 {
+		held[i] = 1 // written, so that the pages are resident, not just reserved
 	}
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()
