@@ -2,12 +2,14 @@
 
 A file that is missing, is not UTF-8 text, does not parse, or nests deeper than any
 chaoskit file needs is one :class:`InvalidConfig` naming the file and the line; what the
-document must contain is each reader's own business.
+document must contain is each reader's own business (:class:`FieldReader` helps it name the
+field).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,56 @@ def read_document(path: Path) -> object:
         raise InvalidConfig(path, "", "no such file")
     text = read_text(path)
     return parse_json(path, text) if path.suffix == ".json" else parse_yaml(path, text)
+
+
+class FieldReader:
+    """Typed reads of one document, each failure naming the file and the field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, reason: str) -> InvalidConfig:
+        return InvalidConfig(self.path, where, reason)
+
+    def mapping(self, where: str, value: Any, known: frozenset[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"must be a mapping, not {type(value).__name__}")
+        for key in value:
+            # x-... fields are the author's own (YAML anchors to reuse), as in Compose files.
+            if key not in known and not (where == "" and str(key).startswith("x-")):
+                prefix = f"{where}." if where else ""
+                raise self.fail(
+                    f"{prefix}{key}", f"unknown field (known: {', '.join(sorted(known))})"
+                )
+        return value
+
+    def text(self, where: str, value: Any, *, pattern: re.Pattern[str] | None = None) -> str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, "must be a non-empty string")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.fail(where, f"{value!r} must match {pattern.pattern}")
+        return value
+
+    def integer(self, where: str, value: Any, *, low: int, high: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"must be an integer, not {value!r}")
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise self.fail(where, f"must be {bound}, not {value}")
+        return value
+
+    def number(self, where: str, value: Any, *, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f"must be a number, not {value!r}")
+        if value < 0 or (positive and value == 0):
+            raise self.fail(where, f"must be {'positive' if positive else 'at least 0'}")
+        return float(value)
+
+    def file(self, where: str, value: Any) -> Path:
+        relative = Path(self.text(where, value))
+        resolved = relative if relative.is_absolute() else self.path.parent / relative
+        if not resolved.is_file():
+            raise self.fail(where, f"no such file: {resolved}")
+        return resolved

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaoskit.documents import read_document
-from chaoskit.errors import InvalidConfig, InvalidInput
+from chaoskit.documents import FieldReader, read_document
+from chaoskit.errors import InvalidInput
 from chaoskit.load.profiles import REQUEST_TIMEOUT_S
 
 SUITE_FIELDS = frozenset(
@@ -148,59 +148,6 @@ class Suite:
         }
 
 
-class _Reader:
-    """Typed reads of one document, each failure naming the file and the field."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: str, reason: str) -> InvalidConfig:
-        return InvalidConfig(self.path, where, reason)
-
-    def mapping(self, where: str, value: Any, known: frozenset[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"must be a mapping, not {type(value).__name__}")
-        for key in value:
-            # x-... fields are the author's own (YAML anchors to reuse), as in Compose files.
-            if key not in known and not (where == "" and str(key).startswith("x-")):
-                prefix = f"{where}." if where else ""
-                raise self.fail(
-                    f"{prefix}{key}", f"unknown field (known: {', '.join(sorted(known))})"
-                )
-        return value
-
-    def text(self, where: str, value: Any, *, pattern: re.Pattern[str] | None = None) -> str:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, "must be a non-empty string")
-        if pattern is not None and not pattern.fullmatch(value):
-            raise self.fail(where, f"{value!r} must match {pattern.pattern}")
-        return value
-
-    def integer(self, where: str, value: Any, *, low: int, high: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"must be an integer, not {value!r}")
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise self.fail(where, f"must be {bound}, not {value}")
-        return value
-
-    def number(self, where: str, value: Any, *, positive: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(where, f"must be a number, not {value!r}")
-        if value < 0 or (positive and value == 0):
-            raise self.fail(where, f"must be {'positive' if positive else 'at least 0'}")
-        return float(value)
-
-    def file(self, where: str, value: Any) -> Path:
-        relative = Path(self.text(where, value))
-        resolved = relative if relative.is_absolute() else self.path.parent / relative
-        if not resolved.is_file():
-            raise self.fail(where, f"no such file: {resolved}")
-        return resolved
-
-
 def select_experiments(suite: Suite, *, only: tuple[str, ...], skip: tuple[str, ...]) -> Suite:
     """The suite with only the experiments named in ``only`` (all if empty), less those in
     ``skip``: rerun one failed experiment, or leave out those exercised elsewhere."""
@@ -225,7 +172,7 @@ def select_experiments(suite: Suite, *, only: tuple[str, ...], skip: tuple[str, 
 def load_suite(path: Path) -> Suite:
     """The checked suite; raises InvalidConfig naming the file, the field and the reason."""
     doc = read_document(path)
-    r = _Reader(path)
+    r = FieldReader(path)
     doc = r.mapping("", doc, SUITE_FIELDS)
     for required in ("name", "experiments"):
         if required not in doc:
@@ -275,7 +222,7 @@ def load_suite(path: Path) -> Suite:
 
 
 def _slo_list(
-    r: _Reader, where: str, value: Any, latency_limit_ms: float | None
+    r: FieldReader, where: str, value: Any, latency_limit_ms: float | None
 ) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list):
         raise r.fail(where, f"must be a list, not {type(value).__name__}")
@@ -291,7 +238,9 @@ def _slo_list(
     return tuple(out)
 
 
-def _check_latency_threshold(r: _Reader, where: str, slo: dict[str, Any], limit_ms: float) -> None:
+def _check_latency_threshold(
+    r: FieldReader, where: str, slo: dict[str, Any], limit_ms: float
+) -> None:
     """A latency SLO must sit below the load client's request timeout: a request that times
     out is recorded at the timeout, so a threshold at or above it could never fail."""
     threshold = slo.get("threshold")
@@ -306,7 +255,7 @@ def _check_latency_threshold(r: _Reader, where: str, slo: dict[str, Any], limit_
         )
 
 
-def _load(r: _Reader, value: Any) -> LoadSettings:
+def _load(r: FieldReader, value: Any) -> LoadSettings:
     raw = r.mapping("load", value, LOAD_FIELDS)
     if "profile" not in raw:
         raise r.fail("load.profile", "is required")
@@ -331,7 +280,7 @@ def _load(r: _Reader, value: Any) -> LoadSettings:
 
 
 def _experiment(
-    r: _Reader,
+    r: FieldReader,
     where: str,
     value: Any,
     default_trials: int,
