@@ -2,7 +2,8 @@
 
 ``spec`` reads and checks that file (:func:`chaoskit.system.spec.load_system`);
 ``invariants`` defines what the system's own checks are given and must answer
-(:func:`chaoskit.system.invariants.parse_result`). The format: ``docs/system-file.md``.
+(:func:`chaoskit.system.invariants.parse_result`); ``checks`` runs them, each in a process
+of its own (:func:`chaoskit.system.checks.run_checks`). The format: ``docs/system-file.md``.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ SHOWN_CHARS = 60
 
 
 class InvariantError(OperationFailed):
-    """A check did not answer as the interface says (or, later, could not be run)."""
+    """A check did not answer as the interface says, or could not be run (it did not start,
+    timed out, exited non-zero: :mod:`chaoskit.system.checks`)."""
 
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
