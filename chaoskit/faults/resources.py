@@ -245,7 +245,7 @@ class NodeMemoryParams(NodeChoice, Hold):
         default=256, metadata=help_("MiB the kubelet must free by evicting pods")
     )
     headroom_mb: int = field(
-        default=64,
+        default=256,
         metadata=help_(
             "MiB of allocatable memory left above what the node's pods request (or use, "
             "if more) while the fault holds"

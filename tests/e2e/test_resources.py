@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import time
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.e2e.harness import Cluster, Shop, fault_session
-from tests.e2e.workloads import ready_pods, wait_for, web_deployment
+from tests.e2e.workloads import probe_server, ready_pods, wait_for, web_deployment
 
 GATEWAY = "app.kubernetes.io/name=gateway"
 PRODUCT = "app.kubernetes.io/name=product"
@@ -150,3 +151,112 @@ def test_a_node_cpu_hog_burns_outside_every_pod_until_rollback(cluster: Cluster)
         )
         assert gone.returncode == 1, f"{cgroup} is still there"
     print(f"node-cpu-hog on {victim.node}: {burnt:.2f} CPU while held")
+
+
+def memory_pod(name: str, node: str, hold_mb: int, memory: tuple[str, str] | None) -> client.V1Pod:
+    """A probe server pinned to ``node`` holding ``hold_mb`` MiB; ``memory`` is its
+    (request, limit), None for BestEffort."""
+    container = probe_server("app")
+    container.args = ["serve", "-hold", str(hold_mb)]
+    if memory is not None:
+        request, limit = memory
+        container.resources = client.V1ResourceRequirements(
+            requests={"memory": request, "cpu": "10m"}, limits={"memory": limit, "cpu": "10m"}
+        )
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": "memtest"}),
+        spec=client.V1PodSpec(
+            node_name=node, containers=[container], termination_grace_period_seconds=1
+        ),
+    )
+
+
+def evicted_at(pod: Any) -> float | None:
+    """When the kubelet evicted ``pod`` (its DisruptionTarget condition: the pod may end
+    Failed with reason Evicted, or Succeeded with none), or None."""
+    for condition in pod.status.conditions or []:
+        if condition.type == "DisruptionTarget" and condition.reason == "TerminationByKubelet":
+            return float(condition.last_transition_time.timestamp())
+    return time.time() if pod.status.reason == "Evicted" else None
+
+
+@pytest.mark.usefixtures("probe_loaded")
+def test_node_memory_pressure_evicts_by_qos_class_and_ends_after_its_evictions(
+    cluster: Cluster, shop: Shop, namespace: str
+) -> None:
+    """A worker's kubelet made short of memory: it evicts the BestEffort pod first, then
+    the Burstable one above its request, never the Guaranteed one under its request nor a
+    shop pod; after the second eviction the agent ends the hog (evictions=2) while the
+    fault still holds; rollback puts the kubelet's configuration back."""
+    workers = sorted(
+        n.metadata.name
+        for n in cluster.core.list_node().items
+        if "node-role.kubernetes.io/control-plane" not in (n.metadata.labels or {})
+    )
+    node = workers[0]
+    pods = {
+        "besteffort": memory_pod("besteffort", node, 500, None),
+        "burstable": memory_pod("burstable", node, 500, ("64Mi", "1Gi")),
+        "guaranteed": memory_pod("guaranteed", node, 96, ("256Mi", "256Mi")),
+    }
+    for pod in pods.values():
+        cluster.core.create_namespaced_pod(namespace, pod)
+    wait_for(
+        "the three pods Ready",
+        lambda: len(ready_pods(cluster.core, namespace, "app=memtest")) == 3,
+        120,
+    )
+    time.sleep(12)  # the kubelet's statistics catch up with what they hold
+    config = "/var/lib/kubelet/config.yaml"
+    before = node_read(node, config)
+    shop_before = {p.metadata.uid for p in cluster.core.list_namespaced_pod(shop.namespace).items}
+    with fault_session(cluster, namespace) as session:
+        injected = session.inject(
+            "node-memory-pressure",
+            {"nodes": [node], "reclaim_mb": 800, "evictions": 2},
+        )
+        started = time.monotonic()
+        details = injected.details[0]
+        cgroups = details["agent"]["cgroups"]
+        assert f"memory.available: {details['threshold_mb']}Mi" in node_read(node, config)
+
+        def two_evicted() -> dict[str, float]:
+            found = {
+                p.metadata.name: evicted_at(p)
+                for p in cluster.core.list_namespaced_pod(namespace).items
+            }
+            gone = {k: v for k, v in found.items() if v is not None}
+            return gone if len(gone) >= 2 else {}
+
+        evicted = wait_for("two pods evicted", two_evicted, 100, poll=1)
+        took = time.monotonic() - started
+        # The agent ends the hog once it sees the second eviction, the fault still held.
+        wait_for("the hog ended", lambda: memory_bytes(node, cgroups) == 0, 20, poll=1)
+        time.sleep(5)  # nothing more is evicted once the hog is gone
+        still = {p.metadata.name: p for p in cluster.core.list_namespaced_pod(namespace).items}
+        session.rollback(injected)
+    assert set(evicted) == {"besteffort", "burstable"}, evicted
+    assert evicted["besteffort"] <= evicted["burstable"], evicted
+    assert still["guaranteed"].status.phase == "Running" and evicted_at(still["guaranteed"]) is None
+    shop_evicted = [
+        p.metadata.name
+        for p in cluster.core.list_namespaced_pod(shop.namespace).items
+        if p.metadata.uid in shop_before and evicted_at(p) is not None
+    ]
+    assert shop_evicted == [], f"shop pods evicted: {shop_evicted}"
+    assert node_read(node, config) == before, "the kubelet's configuration was not put back"
+    wait_for(
+        f"{node} without MemoryPressure",
+        lambda: next(
+            c.status == "False"
+            for c in cluster.core.read_node(node).status.conditions
+            if c.type == "MemoryPressure"
+        ),
+        60,
+        poll=1,
+    )
+    print(
+        f"node-memory-pressure on {node}: threshold {details['threshold_mb']} MiB, hog "
+        f"{details['megabytes']} MiB; BestEffort then Burstable evicted within {took:.1f} s, "
+        "the Guaranteed pod kept"
+    )

@@ -74,16 +74,30 @@ class Api:
         return found
 
     def evicted_pods(self, node: str) -> dict[str, str]:
-        """uid -> namespace/name of the pods on ``node`` its kubelet evicted (they stay
-        listed, Failed with reason Evicted, until their owner or the GC deletes them)."""
-        selector = urllib.parse.quote(f"spec.nodeName={node},status.phase=Failed")
+        """uid -> namespace/name of the pods on ``node`` its kubelet evicted. They stay
+        listed until their owner or the GC deletes them: ``Failed`` with reason
+        ``Evicted``, or (a process that exits 0 on SIGTERM) ``Succeeded`` with no reason;
+        either way with the ``DisruptionTarget`` condition, reason ``TerminationByKubelet``."""
+        selector = urllib.parse.quote(f"spec.nodeName={node}")
         found = self.request("GET", f"/api/v1/pods?fieldSelector={selector}")
         result: dict[str, str] = {}
         for pod in found.get("items") or []:
             meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-            if status.get("reason") == "Evicted" and meta.get("uid"):
+            if meta.get("uid") and evicted(status):
                 result[str(meta["uid"])] = f"{meta.get('namespace')}/{meta.get('name')}"
         return result
 
     def write_status(self, name: str, status: dict[str, Any]) -> None:
         self.request("PATCH", self.orders_path(name) + "/status", {"status": status})
+
+
+def evicted(status: dict[str, Any]) -> bool:
+    """Whether a pod's status says its kubelet evicted it (see ``Api.evicted_pods``)."""
+    if status.get("reason") == "Evicted":
+        return True
+    return any(
+        c.get("type") == "DisruptionTarget"
+        and c.get("status") == "True"
+        and c.get("reason") == "TerminationByKubelet"
+        for c in status.get("conditions") or []
+    )

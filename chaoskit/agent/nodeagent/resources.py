@@ -362,6 +362,12 @@ PRESSURE_PERIOD = "5s"
 """The kubelet's eviction pressure transition period while the fault holds (5 min by
 default): the MemoryPressure condition follows the signal within seconds."""
 MAX_THRESHOLD_MB = 1024 * 1024
+KUBELET_HEALTHZ = "http://127.0.0.1:10248/healthz"
+KUBELET_READY_TIMEOUT = 60.0
+READMIT_SETTLE = 10.0
+"""Seconds the restarted kubelet gets to re-admit the node's pods before the hog starts: a
+hog that is already there makes it reject them at admission (MemoryPressure) instead of
+evicting them by its ranking."""
 MAX_EVICTIONS = 1000
 EVICTED_BEFORE = "evicted_before"
 HOST_RESERVE = 1024 * 1024 * 1024
@@ -471,11 +477,26 @@ def _pressure(host: Host, params: Mapping[str, str]) -> Info:
         write_atomically(backup, text)
         write_atomically(config, edited)
         host.run("systemctl", "restart", "kubelet")
+        wait_kubelet_settled(host)
     cgroups = node_cgroups(order, "memory-hog")
     info["cgroups"] = ",".join(map(str, cgroups))
     if not any(hog_procs(d) for d in cgroups):
         info["pid"] = start_hog_in("memory", size, order, cgroups)
     return info
+
+
+def wait_kubelet_settled(host: Host) -> None:
+    """Waits until the restarted kubelet answers its health check (on the node's loopback,
+    with the node's curl; without curl only the settle time), then ``READMIT_SETTLE``."""
+    deadline = time.monotonic() + KUBELET_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        proc = host.run("curl", "-sf", "-m", "2", KUBELET_HEALTHZ, check=False)
+        if proc.returncode in (0, 127):  # healthy, or no curl on the node
+            break
+        time.sleep(1)
+    else:
+        raise HostFailed(f"the kubelet of {host.node} is not healthy again after its restart")
+    time.sleep(READMIT_SETTLE)
 
 
 def _unpressure(host: Host, params: Mapping[str, str], info: Mapping[str, str]) -> None:

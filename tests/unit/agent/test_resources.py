@@ -281,15 +281,24 @@ def test_node_memory_pressure_edits_the_kubelet_starts_the_hog_and_undoes_both(
         return subprocess.CompletedProcess(argv, 1 if argv[0] == "test" else 0, "", "")
 
     restarts: list[tuple[str, ...]] = []
+    health: list[tuple[str, ...]] = []
+
+    def run(self: Host, *argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
+        (health if argv[0] == "curl" else restarts).append(argv)
+        healthy = argv[0] != "curl" or len(health) > 1  # the kubelet answers at its second try
+        return subprocess.CompletedProcess(list(argv), 0 if healthy else 7, "", "")
+
     monkeypatch.setattr(r, "node_run", node_run)
     monkeypatch.setattr(r, "start_hog", lambda kind, size, order, store: 4242)
-    monkeypatch.setattr(Host, "run", lambda self, *argv, **kw: restarts.append(argv))
+    monkeypatch.setattr(r, "READMIT_SETTLE", 0.0)
+    monkeypatch.setattr(Host, "run", run)
     fault = FAULTS["node-memory-pressure"]
     params = {ORDER_PARAM: "pressure-1", "megabytes": "512", "threshold_mb": "20000"}
     info = fault.apply(host, params)
     config = tmp_path / "proc/1/root/var/lib/kubelet/config.yaml"
     assert "memory.available: 20000Mi" in config.read_text()
     assert restarts == [("systemctl", "restart", "kubelet")]
+    assert len(health) == 2, "the hog starts once the restarted kubelet is healthy"
     assert info["cgroups"].startswith(
         "/sys/fs/cgroup/memory/chaoskit-"
     )  # v1: no cgroup.controllers
