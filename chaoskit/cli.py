@@ -692,6 +692,8 @@ def suite_validate(suite_file: Path) -> None:
     click.echo(
         f"{suite_file}: ok ({len(checked.experiments)} experiments, {checked.trial_count} trials)"
     )
+    if checked.system is not None:
+        click.echo(f"  system {checked.system.name!r}: ok ({checked.system.path})")
 
 
 @suite.command("run")
@@ -753,6 +755,7 @@ def suite_run(
     import dataclasses
 
     from chaoskit.suite.runner import (
+        check_runnable,
         check_suite,
         finish,
         new_run_id,
@@ -764,6 +767,7 @@ def suite_run(
 
     settings = _settings(ctx)
     checked = load_suite(suite_file)
+    check_runnable(checked)
     if only or skip:
         checked = select_experiments(checked, only=only, skip=skip)
     if cluster is not None:

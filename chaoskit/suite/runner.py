@@ -28,7 +28,7 @@ from chaoskit.cluster.health import api_client
 from chaoskit.cluster.kind import Kind
 from chaoskit.ctk.experiment import check_experiment, load_experiment
 from chaoskit.engine.docker import ensure_engine
-from chaoskit.errors import ChaoskitError, InvalidConfig
+from chaoskit.errors import ChaoskitError, InvalidConfig, InvalidInput
 from chaoskit.faults.signals import remembering_stops
 from chaoskit.images.factory import build_all, kind_binary, parse_source
 from chaoskit.load.profiles import find_profile
@@ -76,7 +76,18 @@ def check_suite(suite: Suite) -> None:
             find_profile(suite.load.profile)
         except ChaoskitError as e:
             raise InvalidConfig(suite.path, "load.profile", str(e)) from e
-    find_topology(suite.topology)
+    if suite.system is None:
+        find_topology(suite.topology)
+
+
+def check_runnable(suite: Suite) -> None:
+    """Raises InvalidInput (exit 2) for a checked suite this chaoskit cannot run yet."""
+    if suite.system is not None:
+        raise InvalidInput(
+            f"{suite.path}: topology: deploying a system folder ({suite.system.path}) is not "
+            "supported yet; 'chaoskit suite validate' checks this suite, 'chaoskit suite run' "
+            "runs chaoskit's own topologies only"
+        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class Prepared:
 
 def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) -> Prepared:
     """The suite's cluster with its topology serving; made (or remade) as ``mode`` says."""
+    check_runnable(suite)
     config = load_config(suite.cluster_config)
     with progress.task("Docker engine"):
         ensure_engine(settings.log_dir / "engine")

@@ -19,9 +19,13 @@ A suite is a YAML mapping (see ``experiments/suites/README.md`` for every field)
         slos: [{name: recovery, kind: recovery_s, threshold: 30}]
       - {file: ../etcd-quorum-loss.yaml, requires: {control_planes: 3}}
 
-Paths are relative to the suite file. :func:`load_suite` checks everything before anything
-runs and reports the first problem as one line naming the file, the field and the reason
-(``InvalidConfig``, exit 2).
+Paths are relative to the suite file. ``topology`` is one of chaoskit's topologies by name,
+or the path of a system folder of the user's own (``./deploy``, or its
+``chaoskit-system.yaml``; see ``docs/system-file.md``), loaded and checked with the suite.
+An experiment ``file`` may name one of chaoskit's shipped experiments as
+``chaoskit:NAME`` (``experiments/NAME.yaml`` of chaoskit's source tree). :func:`load_suite`
+checks everything before anything runs and reports the first problem as one line naming the
+file, the field and the reason (``InvalidConfig``, exit 2).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 from chaoskit.documents import FieldReader, read_document
 from chaoskit.errors import InvalidInput
 from chaoskit.load.profiles import REQUEST_TIMEOUT_S
+from chaoskit.system.spec import SYSTEM_FILE, SystemSpec, load_system
 
 SUITE_FIELDS = frozenset(
     {
@@ -67,6 +72,10 @@ EXPERIMENT_FIELDS = frozenset({"file", "name", "trials", "vars", "slos", "requir
 REQUIRES_FIELDS = frozenset({"control_planes", "workers"})
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MAX_TRIALS = 100
+DEFAULT_USERS = 20
+SHIPPED = "chaoskit:"
+"""Prefix of an experiment ``file`` that names one of chaoskit's own experiments."""
+SHIPPED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class Suite:
     cluster_config: Path
     cluster_name: str
     topology: str
+    """As written: a topology's name, or the path of a system folder (see ``system``)."""
     namespaces: tuple[str, ...]
     load: LoadSettings | None
     slos: tuple[dict[str, Any], ...]
@@ -127,6 +137,8 @@ class Suite:
     serving_deadline: float = 180.0
     """Seconds after each trial within which the system must serve end to end again
     (what ``chaoskit deploy --check`` proves); if it does not, that trial failed."""
+    system: SystemSpec | None = None
+    """The checked system file when ``topology`` is the path of a system folder."""
 
     @property
     def trial_count(self) -> int:
@@ -142,6 +154,7 @@ class Suite:
             "trials": {e.name: e.trials for e in self.experiments},
             "profile": self.load.profile if self.load else None,
             "topology": self.topology,
+            "system": str(self.system.path) if self.system else None,
             "cluster_config": str(self.cluster_config),
             "namespaces": list(self.namespaces),
             "serving_deadline": self.serving_deadline,
@@ -182,13 +195,18 @@ def load_suite(path: Path) -> Suite:
     cluster = r.mapping("cluster", doc.get("cluster") or {}, CLUSTER_FIELDS)
     config = r.file("cluster.config", cluster.get("config", "../../kind-config.yaml"))
     cluster_name = r.text("cluster.name", cluster.get("name", "chaoskit"), pattern=NAME)
-    namespaces_raw = doc.get("namespaces", ["shop"])
+    topology = r.text("topology", doc.get("topology", "ecommerce"))
+    system = _system(r, topology) if is_system_path(topology) else None
+    namespaces_raw = doc.get("namespaces", list(system.namespaces) if system else ["shop"])
     if not isinstance(namespaces_raw, list) or not namespaces_raw:
         raise r.fail("namespaces", "must be a non-empty list of namespaces")
     namespaces = tuple(
         r.text(f"namespaces[{i}]", ns, pattern=NAME) for i, ns in enumerate(namespaces_raw)
     )
-    load = _load(r, doc["load"]) if doc.get("load") is not None else None
+    if system is not None:
+        load = _system_load(r, doc.get("load"), system)
+    else:
+        load = _load(r, doc["load"]) if doc.get("load") is not None else None
     # With load, the client's timeout caps every latency it records.
     limit_ms = REQUEST_TIMEOUT_S * 1000 if load is not None else None
     suite_slos = _slo_list(r, "slos", doc.get("slos") or [], limit_ms)
@@ -210,7 +228,7 @@ def load_suite(path: Path) -> Suite:
         seed=r.text("seed", doc.get("seed", 1)),
         cluster_config=config,
         cluster_name=cluster_name,
-        topology=r.text("topology", doc.get("topology", "ecommerce")),
+        topology=topology,
         namespaces=namespaces,
         load=load,
         slos=suite_slos,
@@ -218,7 +236,34 @@ def load_suite(path: Path) -> Suite:
         serving_deadline=r.number(
             "serving_deadline", doc.get("serving_deadline", 180.0), positive=True
         ),
+        system=system,
     )
+
+
+def is_system_path(topology: str) -> bool:
+    """Whether ``topology`` names a system folder (a path) rather than one of chaoskit's
+    topologies (a name)."""
+    return topology in (".", "..") or topology.startswith(("./", "../", "/")) or "/" in topology
+
+
+def _system(r: FieldReader, topology: str) -> SystemSpec:
+    """The checked system of the folder (or system file) ``topology`` names, relative to
+    the suite file. What is wrong inside the system file is reported in its own name."""
+    given = Path(topology)
+    path = given if given.is_absolute() else r.path.parent / given
+    try:
+        is_folder, exists = path.is_dir(), path.exists()
+        has_file = is_folder and (path / SYSTEM_FILE).is_file()
+    except (OSError, ValueError) as e:
+        raise r.fail("topology", f"{topology!r} cannot be read: {e}") from None
+    if not exists:
+        raise r.fail("topology", f"no such system folder or file: {path}")
+    if is_folder and not has_file:
+        raise r.fail(
+            "topology",
+            f"{topology!r} holds no {SYSTEM_FILE} (a system folder; 'chaoskit init' writes one)",
+        )
+    return load_system(path)
 
 
 def _slo_list(
@@ -255,6 +300,32 @@ def _check_latency_threshold(
         )
 
 
+def _system_load(r: FieldReader, value: Any, system: SystemSpec) -> LoadSettings | None:
+    """The load of a suite on a system folder: the system file's ``load`` (its Locust file
+    or profile, users and spawn rate, sent to its ``load.target``), with what the suite's
+    own ``load`` gives taking precedence field by field. No load when neither has one."""
+    own = system.load
+    if own is None:
+        if value is None:
+            return None
+        raise r.fail(
+            "load",
+            f"the system {system.name!r} ({system.path}) has no load: its load.target names "
+            "the published Service the traffic goes to; add load there",
+        )
+    profile = str(own.locustfile) if own.locustfile is not None else own.profile
+    assert profile is not None  # load_system requires one of the two
+    defaults = {
+        "profile": profile,
+        "users": own.users if own.users is not None else DEFAULT_USERS,
+        "spawn_rate": own.spawn_rate,
+    }
+    raw = r.mapping("load", value if value is not None else {}, LOAD_FIELDS)
+    given = {k: v for k, v in raw.items() if v is not None}
+    merged = {k: v for k, v in defaults.items() if v is not None} | given
+    return _load(r, merged)
+
+
 def _load(r: FieldReader, value: Any) -> LoadSettings:
     raw = r.mapping("load", value, LOAD_FIELDS)
     if "profile" not in raw:
@@ -266,7 +337,7 @@ def _load(r: FieldReader, value: Any) -> LoadSettings:
         profile = str(r.file("load.profile", profile))
     settings = LoadSettings(
         profile=profile,
-        users=r.integer("load.users", raw.get("users", 20), low=1, high=10_000),
+        users=r.integer("load.users", raw.get("users", DEFAULT_USERS), low=1, high=10_000),
         spawn_rate=r.number("load.spawn_rate", spawn, positive=True) if spawn is not None else None,
         think_time=r.number("load.think_time", think) if think is not None else None,
         workers=r.integer("load.workers", raw.get("workers", 0), low=0, high=64),
@@ -293,7 +364,7 @@ def _experiment(
     raw = r.mapping(where, value, EXPERIMENT_FIELDS)
     if "file" not in raw:
         raise r.fail(f"{where}.file", "is required")
-    file = r.file(f"{where}.file", raw["file"])
+    file = _experiment_file(r, f"{where}.file", raw["file"])
     name = r.text(f"{where}.name", raw.get("name", file.stem.lower()), pattern=NAME)
     variables_raw = raw.get("vars") or {}
     if not isinstance(variables_raw, dict):
@@ -317,3 +388,32 @@ def _experiment(
         slos=slos,
         requires=requires,
     )
+
+
+def shipped_experiments() -> Path:
+    """chaoskit's own ``experiments/`` folder: in its source tree, beside the package (an
+    editable install, or a run from a checkout)."""
+    return Path(__file__).resolve().parents[2] / "experiments"
+
+
+def _experiment_file(r: FieldReader, where: str, value: Any) -> Path:
+    """The experiment file ``value`` names: a path relative to the suite file, or
+    ``chaoskit:NAME``, chaoskit's own ``experiments/NAME.yaml``."""
+    text = r.text(where, value)
+    if not text.startswith(SHIPPED):
+        return r.file(where, text)
+    name = text[len(SHIPPED) :]
+    folder = shipped_experiments()
+    if not SHIPPED_NAME.fullmatch(name):
+        raise r.fail(where, f"{text!r}: after {SHIPPED!r} comes an experiment name (pod-kill)")
+    if not folder.is_dir():
+        raise r.fail(
+            where,
+            f"{text!r}: chaoskit's experiments/ folder is not beside its package ({folder}); "
+            "install chaoskit from its source tree (pip install -e), or give the file's path",
+        )
+    file = folder / f"{name}.yaml"
+    if not file.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise r.fail(where, f"{text!r}: chaoskit has no such experiment (it has: {known})")
+    return file

@@ -1,0 +1,187 @@
+"""Suites on a system folder of the user's own (``topology: ./path``) and chaoskit's own
+experiments named ``chaoskit:NAME``: checked with the suite, reported in the system file's
+own name when that file is wrong, refused (exit 2, one line) by ``suite run``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from chaoskit.errors import InvalidConfig, InvalidInput
+from chaoskit.suite.runner import check_runnable, check_suite
+from chaoskit.suite.spec import is_system_path, load_suite
+from tests.unit.cli_run import invoke
+
+REPO = Path(__file__).resolve().parents[3]
+FIXTURE = REPO / "tests" / "unit" / "system" / "fixtures" / "kvstore"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A suite folder holding a copy of the fixture system (``kvstore/``) and a kind
+    config."""
+    shutil.copytree(FIXTURE, tmp_path / "kvstore")
+    shutil.copy(REPO / "kind-config.quick.yaml", tmp_path / "kind.yaml")
+    return tmp_path
+
+
+def write(folder: Path, **changes: Any) -> Path:
+    doc: dict[str, Any] = {
+        "name": "kv",
+        "cluster": {"config": "kind.yaml"},
+        "topology": "./kvstore",
+        "experiments": [
+            {"file": "chaoskit:pod-kill", "vars": {"namespace": "kv", "selector": "app=kv"}}
+        ],
+    }
+    doc.update(changes)
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_a_suite_on_a_system_folder_loads_the_system(folder: Path) -> None:
+    suite = load_suite(write(folder))
+    assert suite.topology == "./kvstore"
+    assert suite.system is not None
+    assert suite.system.name == "kvstore"
+    assert suite.system.path == (folder / "kvstore" / "chaoskit-system.yaml").resolve()
+    # Namespaces and load come from the system file when the suite gives none.
+    assert suite.namespaces == ("kv",)
+    assert suite.load is not None
+    assert suite.load.profile == str((folder / "kvstore/load/locustfile.py").resolve())
+    assert (suite.load.users, suite.load.spawn_rate) == (20, 5.0)
+    assert suite.to_dict()["system"] == str(suite.system.path)
+    check_suite(suite)
+
+
+@pytest.mark.parametrize(
+    "topology", ["./kvstore/", "kvstore/chaoskit-system.yaml", "{folder}/kvstore", "../x/kvstore"]
+)
+def test_every_form_of_path_names_the_system(folder: Path, topology: str) -> None:
+    (folder / "x").mkdir()
+    suite_folder = folder / "x" if topology.startswith("..") else folder
+    if topology.startswith(".."):
+        shutil.copy(folder / "kind.yaml", suite_folder / "kind.yaml")
+        shutil.move(folder / "kvstore", folder / "x" / "kvstore")
+    suite = load_suite(write(suite_folder, topology=topology.format(folder=folder)))
+    assert suite.system is not None and suite.system.name == "kvstore"
+
+
+def test_the_suites_own_load_fields_take_precedence(folder: Path) -> None:
+    suite = load_suite(write(folder, load={"users": 7, "warmup": 3}, namespaces=["kv", "other"]))
+    assert suite.load is not None
+    assert suite.load.profile.endswith("locustfile.py")
+    assert (suite.load.users, suite.load.spawn_rate, suite.load.warmup) == (7, 5.0, 3.0)
+    assert suite.namespaces == ("kv", "other")
+    steady = load_suite(write(folder, load={"profile": "steady"}))
+    assert steady.load is not None and steady.load.profile == "steady"
+
+
+def test_no_load_when_neither_has_one_and_a_suite_load_needs_the_systems(folder: Path) -> None:
+    system = folder / "kvstore" / "chaoskit-system.yaml"
+    doc = yaml.safe_load(system.read_text())
+    del doc["load"]
+    system.write_text(yaml.safe_dump(doc))
+    assert load_suite(write(folder)).load is None
+    path = write(folder, load={"profile": "steady"})
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert (caught.value.file, caught.value.field) == (str(path), "load")
+    assert "has no load: its load.target names the published Service" in caught.value.reason
+
+
+def test_a_broken_system_file_is_named_with_its_field_and_reason(folder: Path) -> None:
+    system = folder / "kvstore" / "chaoskit-system.yaml"
+    system.write_text(system.read_text().replace("context: images/kv", "context: images/kvv"))
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(write(folder))
+    assert caught.value.file == str(system.resolve())
+    assert caught.value.field == "images[0].context"
+    assert "no such folder in the system folder: 'images/kvv'" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("topology", "reason"),
+    [
+        ("./nowhere", "no such system folder or file"),
+        ("./kvstore/images", "holds no chaoskit-system.yaml"),
+    ],
+)
+def test_a_path_that_is_no_system_is_the_suites_topology_field(
+    folder: Path, topology: str, reason: str
+) -> None:
+    path = write(folder, topology=topology)
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert (caught.value.file, caught.value.field) == (str(path), "topology")
+    assert reason in caught.value.reason
+
+
+def test_built_in_names_are_no_paths(folder: Path) -> None:
+    assert not is_system_path("ecommerce") and not is_system_path("ecommerce-ha")
+    assert is_system_path("./x") and is_system_path("a/b") and is_system_path("/x")
+    assert is_system_path(".") and is_system_path("..")
+    suite = load_suite(write(folder, topology="ecommerce-ha"))
+    assert suite.system is None and suite.namespaces == ("shop",) and suite.load is None
+    check_runnable(suite)
+
+
+def test_chaoskits_own_experiments_by_name(folder: Path) -> None:
+    suite = load_suite(write(folder, experiments=["chaoskit:node-stop", "chaoskit:pod-kill"]))
+    assert [e.file for e in suite.experiments] == [
+        REPO / "experiments" / "node-stop.yaml",
+        REPO / "experiments" / "pod-kill.yaml",
+    ]
+    assert [e.name for e in suite.experiments] == ["node-stop", "pod-kill"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("chaoskit:pod-kil", "chaoskit has no such experiment (it has: "),
+        ("chaoskit:../pod-kill", "after 'chaoskit:' comes an experiment name"),
+        ("chaoskit:", "after 'chaoskit:' comes an experiment name"),
+    ],
+)
+def test_an_unknown_shipped_experiment_is_named(folder: Path, name: str, reason: str) -> None:
+    path = write(folder, experiments=[name])
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert (caught.value.file, caught.value.field) == (str(path), "experiments[0].file")
+    assert reason in caught.value.reason
+
+
+def test_shipped_experiments_need_chaoskits_source_tree(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "chaoskit.suite.spec.shipped_experiments", lambda: folder / "site-packages" / "none"
+    )
+    with pytest.raises(InvalidConfig, match="experiments/ folder is not beside its package"):
+        load_suite(write(folder))
+
+
+def test_suite_validate_names_the_system_and_suite_run_refuses_it(folder: Path) -> None:
+    path = write(folder)
+    code, out, err = invoke("suite", "validate", str(path))
+    assert (code, err) == (0, "")
+    system = (folder / "kvstore" / "chaoskit-system.yaml").resolve()
+    assert out.splitlines() == [
+        f"{path}: ok (1 experiments, 1 trials)",
+        f"  system 'kvstore': ok ({system})",
+    ]
+    code, out, err = invoke("suite", "run", str(path), "--out", str(folder / "out"))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "deploying a system folder" in err and "not supported yet" in err
+    assert not (folder / "out").exists()
+
+
+def test_check_runnable_refuses_a_system(folder: Path) -> None:
+    with pytest.raises(InvalidInput, match="not supported yet"):
+        check_runnable(load_suite(write(folder)))
