@@ -672,6 +672,42 @@ def validate_cmd(experiments: tuple[Path, ...]) -> None:
         click.echo(f"{path}: ok")
 
 
+# --------------------------------------------------------------------------- init
+
+
+@cli.command("init")
+@click.argument("directory", required=False, default=Path(), type=click.Path(path_type=Path))
+@click.option(
+    "--folder",
+    default=".",
+    show_default=True,
+    help="The system folder, relative to DIRECTORY: what init looks at, and where the system "
+    "file, the suite and the kind config go (everything they name stays inside it).",
+)
+@click.option("--force", is_flag=True, help="Replace those files where they are already there.")
+def init_cmd(directory: Path, folder: str, force: bool) -> None:
+    """Write starter files for testing the repository DIRECTORY (default: here).
+
+    From what it finds (a kustomization, else a Helm chart, else a folder of manifests;
+    Dockerfiles, namespaces, NodePort Services, a locustfile.py): chaoskit-system.yaml,
+    chaoskit-suite.yaml, chaoskit-kind.yaml, chaoskit-checks/example_check.py and
+    .github/workflows/chaoskit.yml. Overwrites nothing unless --force; writes all or none.
+    """
+    import shlex
+
+    from chaoskit.scaffold.files import init_repository
+
+    result = init_repository(directory, folder=folder, force=force)
+    for line in result.findings.lines():
+        click.echo(f"found: {line}")
+    for note in result.findings.notes:
+        click.echo(f"note: {note}")
+    for path in result.written:
+        click.echo(f"wrote: {path}")
+    system, suite_file = shlex.quote(str(result.system)), shlex.quote(str(result.suite))
+    click.echo(f"next: edit {system}, then: chaoskit suite validate {suite_file}")
+
+
 # --------------------------------------------------------------------------- suites
 
 
