@@ -327,21 +327,48 @@ def agent_remove(ctx: click.Context, cluster_name: str) -> None:
 
 
 @cli.command("deploy")
-@click.option("--topology", default="ecommerce", show_default=True, help="What to deploy.")
+@click.argument("system", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--topology",
+    default="ecommerce",
+    show_default=True,
+    help="What to deploy: a topology's name, or the path of a system folder.",
+)
 @click.option("--name", default=DEFAULT_NAME, show_default=True, help="Cluster name.")
 @click.option("--check", is_flag=True, help="Only verify a deployed topology.")
-@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Seconds to wait (default: 600; a system's own wait.timeout).",
+)
 @click.pass_context
-def deploy_cmd(ctx: click.Context, topology: str, name: str, check: bool, timeout: float) -> None:
-    """Deploy a topology, wait until it is Ready and an order flows end to end."""
+def deploy_cmd(
+    ctx: click.Context,
+    *,
+    system: Path | None,
+    topology: str,
+    name: str,
+    check: bool,
+    timeout: float | None,
+) -> None:
+    """Deploy a topology, wait until it is Ready and an order flows end to end; or deploy
+    SYSTEM, a folder with a chaoskit-system.yaml (docs/system-file.md)."""
     from chaoskit.cluster.access import access
+    from chaoskit.suite.spec import is_system_path
     from chaoskit.topology import deploy
     from chaoskit.topology.catalog import find_topology
 
     settings = _settings(ctx)
+    if system is None and is_system_path(topology):
+        system = Path(topology)
+    if system is not None:
+        _deploy_system(settings, system, name, check=check, timeout=timeout)
+        return
     topo = find_topology(topology)
     cluster_access = access(settings, name)
     progress = _progress()
+    timeout = 600 if timeout is None else timeout
     if check:
         result = deploy.check(cluster_access, topo, progress=progress, timeout=timeout)
     else:
@@ -351,6 +378,32 @@ def deploy_cmd(ctx: click.Context, topology: str, name: str, check: bool, timeou
     click.echo(f"  shop (ingress): {result.endpoints.ingress}")
     click.echo(f"  prometheus:     {result.endpoints.prometheus}")
     click.echo(f"  end-to-end order: {result.order_id}")
+
+
+def _deploy_system(
+    settings: Settings, path: Path, name: str, *, check: bool, timeout: float | None
+) -> None:
+    from chaoskit.cluster.access import access
+    from chaoskit.cluster.kubeclient import new_client
+    from chaoskit.system.spec import load_system
+    from chaoskit.topology import system_deploy
+
+    spec = load_system(path)
+    cluster_access = access(settings, name)
+    if check:
+        published = system_deploy.published_urls(cluster_access, spec)
+        api = new_client(cluster_access.kubeconfig, context=cluster_access.context or None)
+        wait = timeout if timeout is not None else spec.wait.timeout
+        system_deploy.wait_workloads(api, spec, wait)
+        click.echo(f"system {spec.name!r} on cluster {name!r} is Ready")
+    else:
+        result = system_deploy.deploy_system(
+            settings, cluster_access, spec, progress=_progress(), timeout=timeout
+        )
+        published = result.published
+        click.echo(f"system {spec.name!r} deployed on cluster {name!r} in {result.seconds:.0f} s")
+    for publish, url in published.items():
+        click.echo(f"  {publish}: {url}")
 
 
 # ---- load

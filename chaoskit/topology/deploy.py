@@ -288,7 +288,7 @@ def wait_rollouts(api: client.ApiClient, namespace: str, timeout: float) -> None
     if not pending:
         raise DeployFailed(f"namespace {namespace!r} has no workloads after {timeout:.0f} s")
     kind, obj = pending[0]
-    reason = _why_not_ready(api, namespace, obj)
+    reason = why_not_ready(api, namespace, obj)
     others = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
     raise DeployFailed(
         f"{kind}/{obj.metadata.name} not Ready after {timeout:.0f} s: {reason}{others}"
@@ -301,7 +301,7 @@ def label_selector(workload: Any) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def _why_not_ready(api: client.ApiClient, namespace: str, obj: Any) -> str:
+def why_not_ready(api: client.ApiClient, namespace: str, obj: Any) -> str:
     """The most telling reason one of the workload's pods gives."""
     core = client.CoreV1Api(api)
     selector = label_selector(obj)

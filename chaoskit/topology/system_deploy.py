@@ -1,0 +1,215 @@
+"""Deploying a system of the user's own (a folder with ``chaoskit-system.yaml``).
+
+Everything the file names is checked before anything changes (its published NodePorts
+mapped by the cluster, a deploy method chaoskit can run); then its images are built from
+their Dockerfiles and loaded onto the nodes, its namespaces made, its manifests applied,
+and its workloads waited for. What it publishes comes back as URLs on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from chaoskit.cluster.access import ClusterAccess
+from chaoskit.cluster.kubeclient import new_client
+from chaoskit.errors import ChaoskitError, InvalidConfig
+from chaoskit.images.factory import kind_binary
+from chaoskit.proc import run_logged
+from chaoskit.progress import Progress
+from chaoskit.settings import Settings
+from chaoskit.system.spec import (
+    HelmDeploy,
+    KustomizeDeploy,
+    ManifestsDeploy,
+    SystemSpec,
+    Workload,
+)
+from chaoskit.topology.deploy import TOPOLOGY_LABEL, DeployFailed, image_nodes, why_not_ready
+
+LOG_TAIL_LINES = 5
+
+
+@dataclass(frozen=True)
+class DeployedSystem:
+    name: str
+    published: dict[str, str]
+    """publish name -> http://127.0.0.1:PORT."""
+    seconds: float
+
+
+def deploy_system(
+    settings: Settings,
+    access: ClusterAccess,
+    spec: SystemSpec,
+    *,
+    progress: Progress,
+    timeout: float | None = None,
+) -> DeployedSystem:
+    """Builds, loads, applies and waits; raises DeployFailed naming what did not work."""
+    started = time.monotonic()
+    log = settings.log_dir / "deploy" / f"{access.name}-system-{spec.name}.log"
+    if isinstance(spec.deploy, HelmDeploy):
+        raise InvalidConfig(
+            spec.path,
+            "deploy.helm",
+            "Helm charts cannot be deployed yet: use kustomize or manifests",
+        )
+    published = published_urls(access, spec)  # every port mapped, before anything changes
+    if spec.images:
+        build_images(spec, log=log, progress=progress)
+        nodes = image_nodes(new_client(access.kubeconfig, context=access.context or None))
+        with progress.task(f"loading {len(spec.images)} image(s) into cluster {access.name!r}"):
+            run_logged(
+                [kind_binary(settings), "load", "docker-image",
+                 *(i.tag for i in spec.images), "--name", access.name, "--nodes", ",".join(nodes)],
+                log=log, what="kind load docker-image", error=DeployFailed, timeout=1200,
+            )  # fmt: skip
+    api = new_client(access.kubeconfig, context=access.context or None)
+    make_namespaces(api, spec)
+    with progress.task(f"applying system {spec.name!r}"):
+        run_logged(
+            access.kubectl_cmd("apply", "--server-side", "--force-conflicts", *apply_args(spec)),
+            log=log,
+            what="kubectl apply",
+            error=DeployFailed,
+            timeout=300,
+        )
+    wait = timeout if timeout is not None else spec.wait.timeout
+    with progress.task(f"waiting for system {spec.name!r} to be Ready"):
+        wait_workloads(api, spec, wait)
+    return DeployedSystem(spec.name, published, time.monotonic() - started)
+
+
+def published_urls(access: ClusterAccess, spec: SystemSpec) -> dict[str, str]:
+    """publish name -> URL on 127.0.0.1; a NodePort the cluster does not map is bad input
+    (the system file names it; the kind config must map it)."""
+    urls: dict[str, str] = {}
+    for index, item in enumerate(spec.publish):
+        try:
+            urls[item.name] = f"http://127.0.0.1:{access.host_port(item.node_port)}"
+        except ChaoskitError as e:
+            raise InvalidConfig(spec.path, f"publish[{index}].node_port", str(e)) from None
+    return urls
+
+
+def build_images(spec: SystemSpec, *, log: Path, progress: Progress) -> None:
+    for image in spec.images:
+        with progress.task(f"building {image.tag} from {image.context.name}/"):
+            try:
+                run_logged(
+                    ["docker", "build", "-t", image.tag, "-f", image.dockerfile, image.context],
+                    log=log,
+                    what=f"building image {image.tag}",
+                    error=DeployFailed,
+                    timeout=1800,
+                    env={"DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0")},
+                )
+            except DeployFailed as e:
+                raise DeployFailed(f"{e.message}: {log_tail(log)}") from None
+
+
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines a command wrote (the build's error), on one line."""
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text if line.strip() and not line.startswith("# exit")]
+    return " | ".join(kept[-lines:])
+
+
+def make_namespaces(api: client.ApiClient, spec: SystemSpec) -> None:
+    """The system's namespaces exist and are labelled with its name."""
+    core = client.CoreV1Api(api)
+    for name in spec.namespaces:
+        labels = {TOPOLOGY_LABEL: spec.name}
+        try:
+            core.read_namespace(name, _request_timeout=30)
+        except client.ApiException as e:
+            if e.status != 404:
+                raise DeployFailed(f"reading namespace {name}: {e.reason}") from e
+            body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+            core.create_namespace(body, _request_timeout=30)
+        else:
+            core.patch_namespace(name, {"metadata": {"labels": labels}}, _request_timeout=30)
+
+
+def apply_args(spec: SystemSpec) -> list[str]:
+    deploy = spec.deploy
+    if isinstance(deploy, KustomizeDeploy):
+        return ["-k", str(deploy.folder)]
+    if isinstance(deploy, ManifestsDeploy):
+        return [arg for path in deploy.paths for arg in ("-f", str(path))]
+    raise InvalidConfig(spec.path, "deploy", "no deploy method chaoskit can run")
+
+
+def wanted_workloads(apps: client.AppsV1Api, spec: SystemSpec) -> list[Workload]:
+    """The workloads ``wait`` names, or every Deployment, StatefulSet and DaemonSet of the
+    system's namespaces."""
+    if spec.wait.workloads is not None:
+        return list(spec.wait.workloads)
+    found: list[Workload] = []
+    for namespace in spec.namespaces:
+        found += [Workload(namespace, "Deployment", d.metadata.name)
+                  for d in apps.list_namespaced_deployment(namespace).items]  # fmt: skip
+        found += [Workload(namespace, "StatefulSet", s.metadata.name)
+                  for s in apps.list_namespaced_stateful_set(namespace).items]  # fmt: skip
+        found += [Workload(namespace, "DaemonSet", d.metadata.name)
+                  for d in apps.list_namespaced_daemon_set(namespace).items]  # fmt: skip
+    return found
+
+
+def read_workload(apps: client.AppsV1Api, workload: Workload) -> Any:
+    readers = {
+        "Deployment": apps.read_namespaced_deployment,
+        "StatefulSet": apps.read_namespaced_stateful_set,
+        "DaemonSet": apps.read_namespaced_daemon_set,
+    }
+    try:
+        return readers[workload.kind](workload.name, workload.namespace, _request_timeout=30)
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def workload_ready(kind: str, obj: Any) -> bool:
+    status = obj.status
+    if (status.observed_generation or 0) < (obj.metadata.generation or 0):
+        return False
+    if kind == "DaemonSet":
+        want = status.desired_number_scheduled or 0
+        return (status.number_ready or 0) >= want and (status.updated_number_scheduled or 0) >= want
+    want = obj.spec.replicas if obj.spec.replicas is not None else 1
+    updated = status.updated_replicas if kind == "Deployment" else status.current_replicas
+    return (status.ready_replicas or 0) >= want and (updated or 0) >= want
+
+
+def wait_workloads(api: client.ApiClient, spec: SystemSpec, timeout: float) -> None:
+    """Until every wanted workload is Ready; else DeployFailed with the first one's name
+    and its pod's reason."""
+    apps = client.AppsV1Api(api)
+    deadline = time.monotonic() + timeout
+    while True:
+        wanted = wanted_workloads(apps, spec)
+        pending = [(w, read_workload(apps, w)) for w in wanted]
+        pending = [(w, o) for w, o in pending if o is None or not workload_ready(w.kind, o)]
+        if wanted and not pending:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    if not wanted:
+        where = ", ".join(spec.namespaces)
+        raise DeployFailed(f"system {spec.name!r}: no workloads in {where} after {timeout:.0f} s")
+    workload, obj = pending[0]
+    ref = f"{workload.namespace}/{workload.ref}"
+    reason = "it does not exist" if obj is None else why_not_ready(api, workload.namespace, obj)
+    others = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
+    raise DeployFailed(f"{ref} not Ready after {timeout:.0f} s: {reason}{others}")

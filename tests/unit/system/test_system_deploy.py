@@ -1,0 +1,99 @@
+"""Deploying a system folder, the parts without a cluster: what is refused before anything
+changes, what kubectl is given, when a workload counts as Ready, a failed build's lines."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from chaoskit.cluster.access import ClusterAccess
+from chaoskit.errors import ClusterFailed, InvalidConfig
+from chaoskit.progress import LogProgress
+from chaoskit.settings import Settings
+from chaoskit.system.spec import HelmDeploy, ManifestsDeploy, load_system
+from chaoskit.topology import system_deploy
+
+KVSTORE = Path(__file__).parent / "fixtures" / "kvstore"
+
+
+class Ports:
+    """A cluster that maps only the NodePorts it is given."""
+
+    name = "c"
+
+    def __init__(self, mapped: dict[int, int]) -> None:
+        self.mapped = mapped
+
+    def host_port(self, node_port: int) -> int:
+        if node_port not in self.mapped:
+            raise ClusterFailed(f"cluster 'c' publishes no host port for NodePort {node_port}")
+        return self.mapped[node_port]
+
+
+def test_published_services_become_loopback_urls() -> None:
+    spec = load_system(KVSTORE)
+    urls = system_deploy.published_urls(cast(ClusterAccess, Ports({30080: 41234})), spec)
+    assert urls == {"entry": "http://127.0.0.1:41234"}
+
+
+def test_an_unmapped_node_port_is_bad_input_naming_the_field(tmp_path: Path) -> None:
+    spec = load_system(KVSTORE)
+    with pytest.raises(InvalidConfig, match=r"publish\[0\]\.node_port: .*NodePort 30080"):
+        system_deploy.deploy_system(
+            Settings(cache_dir=tmp_path), cast(ClusterAccess, Ports({})), spec,
+            progress=LogProgress(),
+        )  # fmt: skip
+
+
+def test_a_helm_chart_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    spec = load_system(KVSTORE)
+    helm = replace(spec, deploy=HelmDeploy(chart=tmp_path, release="kv", namespace="kv", values=()))
+    with pytest.raises(InvalidConfig, match=r"deploy\.helm: Helm charts cannot be deployed yet"):
+        system_deploy.deploy_system(
+            Settings(cache_dir=tmp_path), cast(ClusterAccess, Ports({30080: 1})), helm,
+            progress=LogProgress(),
+        )  # fmt: skip
+
+
+def test_kubectl_applies_the_kustomization_or_each_manifest() -> None:
+    spec = load_system(KVSTORE)
+    assert system_deploy.apply_args(spec) == ["-k", str(KVSTORE / "manifests")]
+    plain = replace(spec, deploy=ManifestsDeploy((Path("/s/a.yaml"), Path("/s/more"))))
+    assert system_deploy.apply_args(plain) == ["-f", "/s/a.yaml", "-f", "/s/more"]
+
+
+def workload(generation: int = 2, observed: int = 2, **status: Any) -> Any:
+    return SimpleNamespace(
+        metadata=SimpleNamespace(generation=generation),
+        spec=SimpleNamespace(replicas=2),
+        status=SimpleNamespace(observed_generation=observed, **status),
+    )
+
+
+def test_a_workload_is_ready_once_its_current_generation_is_ready_in_full() -> None:
+    ready = {"ready_replicas": 2, "updated_replicas": 2, "current_replicas": 2}
+    assert system_deploy.workload_ready("Deployment", workload(**ready))
+    assert not system_deploy.workload_ready("Deployment", workload(observed=1, **ready))
+    assert not system_deploy.workload_ready(
+        "Deployment", workload(**{**ready, "updated_replicas": 1})
+    )
+    assert system_deploy.workload_ready("StatefulSet", workload(**ready))
+    daemons = {"desired_number_scheduled": 3, "number_ready": 3, "updated_number_scheduled": 3}
+    assert system_deploy.workload_ready("DaemonSet", workload(**daemons))
+    assert not system_deploy.workload_ready("DaemonSet", workload(**{**daemons, "number_ready": 2}))
+
+
+def test_a_failed_build_is_told_by_its_last_lines(tmp_path: Path) -> None:
+    log = tmp_path / "deploy.log"
+    failed = "The command '/bin/sh -c false' returned a non-zero code: 1"
+    log.write_text(
+        f"\n$ docker build\nStep 1/2 : FROM base\nStep 2/2 : RUN false\n{failed}\n# exit 1\n"
+    )
+    assert system_deploy.log_tail(log, 2) == (
+        "Step 2/2 : RUN false | The command '/bin/sh -c false' returned a non-zero code: 1"
+    )
+    assert system_deploy.log_tail(tmp_path / "missing.log") == ""
