@@ -268,12 +268,19 @@ def _workloads(api: client.ApiClient, namespace: str) -> list[tuple[str, Any]]:
     return found
 
 
-def _ready(kind: str, obj: Any) -> bool:
-    want = obj.spec.replicas if obj.spec.replicas is not None else 1
+def workload_ready(kind: str, obj: Any) -> bool:
+    """A Deployment, StatefulSet or DaemonSet (``kind`` in any case) whose current
+    generation is Ready in full."""
     status = obj.status
-    observed = (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+    if (status.observed_generation or 0) < (obj.metadata.generation or 0):
+        return False
+    kind = kind.lower()
+    if kind == "daemonset":
+        want = status.desired_number_scheduled or 0
+        return (status.number_ready or 0) >= want and (status.updated_number_scheduled or 0) >= want
+    want = obj.spec.replicas if obj.spec.replicas is not None else 1
     updated = status.updated_replicas if kind == "deployment" else status.current_replicas
-    return bool(observed and (status.ready_replicas or 0) >= want and (updated or 0) >= want)
+    return (status.ready_replicas or 0) >= want and (updated or 0) >= want
 
 
 def wait_rollouts(api: client.ApiClient, namespace: str, timeout: float) -> None:
@@ -281,7 +288,7 @@ def wait_rollouts(api: client.ApiClient, namespace: str, timeout: float) -> None
     pending: list[tuple[str, Any]] = []
     while time.monotonic() < deadline:
         workloads = _workloads(api, namespace)
-        pending = [(k, o) for k, o in workloads if not _ready(k, o)]
+        pending = [(k, o) for k, o in workloads if not workload_ready(k, o)]
         if workloads and not pending:
             return
         time.sleep(2)

@@ -30,7 +30,13 @@ from chaoskit.system.spec import (
     SystemSpec,
     Workload,
 )
-from chaoskit.topology.deploy import TOPOLOGY_LABEL, DeployFailed, image_nodes, why_not_ready
+from chaoskit.topology.deploy import (
+    TOPOLOGY_LABEL,
+    DeployFailed,
+    image_nodes,
+    why_not_ready,
+    workload_ready,
+)
 
 LOG_TAIL_LINES = 5
 
@@ -177,18 +183,6 @@ def read_workload(apps: client.AppsV1Api, workload: Workload) -> Any:
         if e.status == 404:
             return None
         raise
-
-
-def workload_ready(kind: str, obj: Any) -> bool:
-    status = obj.status
-    if (status.observed_generation or 0) < (obj.metadata.generation or 0):
-        return False
-    if kind == "DaemonSet":
-        want = status.desired_number_scheduled or 0
-        return (status.number_ready or 0) >= want and (status.updated_number_scheduled or 0) >= want
-    want = obj.spec.replicas if obj.spec.replicas is not None else 1
-    updated = status.updated_replicas if kind == "Deployment" else status.current_replicas
-    return (status.ready_replicas or 0) >= want and (updated or 0) >= want
 
 
 def wait_workloads(api: client.ApiClient, spec: SystemSpec, timeout: float) -> None:

@@ -15,7 +15,7 @@ from chaoskit.errors import ClusterFailed, InvalidConfig
 from chaoskit.progress import LogProgress
 from chaoskit.settings import Settings
 from chaoskit.system.spec import HelmDeploy, ManifestsDeploy, load_system
-from chaoskit.topology import system_deploy
+from chaoskit.topology import deploy, system_deploy
 
 KVSTORE = Path(__file__).parent / "fixtures" / "kvstore"
 
@@ -76,15 +76,13 @@ def workload(generation: int = 2, observed: int = 2, **status: Any) -> Any:
 
 def test_a_workload_is_ready_once_its_current_generation_is_ready_in_full() -> None:
     ready = {"ready_replicas": 2, "updated_replicas": 2, "current_replicas": 2}
-    assert system_deploy.workload_ready("Deployment", workload(**ready))
-    assert not system_deploy.workload_ready("Deployment", workload(observed=1, **ready))
-    assert not system_deploy.workload_ready(
-        "Deployment", workload(**{**ready, "updated_replicas": 1})
-    )
-    assert system_deploy.workload_ready("StatefulSet", workload(**ready))
+    assert deploy.workload_ready("Deployment", workload(**ready))
+    assert not deploy.workload_ready("Deployment", workload(observed=1, **ready))
+    assert not deploy.workload_ready("Deployment", workload(**{**ready, "updated_replicas": 1}))
+    assert deploy.workload_ready("StatefulSet", workload(**ready))
     daemons = {"desired_number_scheduled": 3, "number_ready": 3, "updated_number_scheduled": 3}
-    assert system_deploy.workload_ready("DaemonSet", workload(**daemons))
-    assert not system_deploy.workload_ready("DaemonSet", workload(**{**daemons, "number_ready": 2}))
+    assert deploy.workload_ready("DaemonSet", workload(**daemons))
+    assert not deploy.workload_ready("DaemonSet", workload(**{**daemons, "number_ready": 2}))
 
 
 def test_a_failed_build_is_told_by_its_last_lines(tmp_path: Path) -> None:
