@@ -78,8 +78,39 @@ def test_the_suites_own_load_fields_take_precedence(folder: Path) -> None:
     assert suite.load.profile.endswith("locustfile.py")
     assert (suite.load.users, suite.load.spawn_rate, suite.load.warmup) == (7, 5.0, 3.0)
     assert suite.namespaces == ("kv", "other")
-    steady = load_suite(write(folder, load={"profile": "steady"}))
-    assert steady.load is not None and steady.load.profile == "steady"
+
+
+def test_the_suites_load_profile_may_only_repeat_the_systems(folder: Path) -> None:
+    same = load_suite(write(folder, load={"profile": "kvstore/load/locustfile.py", "users": 3}))
+    assert same.load is not None and same.load.profile.endswith("kvstore/load/locustfile.py")
+    path = write(folder, load={"profile": "steady"})
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert (caught.value.file, caught.value.field) == (str(path), "load.profile")
+    assert "conflicts with the system 'kvstore'" in caught.value.reason
+    assert "leave load.profile out" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("where", "changes", "why"),
+    [
+        ("slos[1].kind", {"slos": [{"kind": "recovery_s", "threshold": 30},
+                                   {"kind": "lost_orders"}]}, "ledger"),
+        ("experiments[0].slos[0].kind",
+         {"experiments": [{"file": "chaoskit:pod-kill",
+                           "slos": [{"kind": "prometheus", "query": "up", "threshold": 1}]}]},
+         "Prometheus"),
+    ],
+)  # fmt: skip
+def test_slos_of_the_shop_are_refused_on_a_system(
+    folder: Path, where: str, changes: dict[str, Any], why: str
+) -> None:
+    path = write(folder, **changes)
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert (caught.value.file, caught.value.field) == (str(path), where)
+    assert "cannot be judged on the system 'kvstore'" in caught.value.reason
+    assert why in caught.value.reason
 
 
 def test_no_load_when_neither_has_one_and_a_suite_load_needs_the_systems(folder: Path) -> None:
