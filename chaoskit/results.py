@@ -321,6 +321,10 @@ class TrialResult:
     the suite's deadline (None: not checked)."""
     system_check: str | None = None
     """What the end-to-end check after the trial found, when it failed."""
+    invariants: tuple[Mapping[str, Any], ...] = ()
+    """A system's invariant checks before and after the trial, one entry per check and
+    phase: ``phase``, ``name``, ``ok``, ``checked``, ``violations``, ``details``, ``error``
+    (why the check gave no result), ``seconds``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -342,6 +346,7 @@ class TrialResult:
             "markers": sorted((dict(m) for m in self.markers), key=lambda m: float(m["t"])),
             "system_recovered": self.system_recovered,
             "system_check": self.system_check,
+            "invariants": [dict(i) for i in self.invariants],
         }
 
     @classmethod
@@ -376,6 +381,7 @@ class TrialResult:
             system_check=(
                 raw.get("system_check") if isinstance(raw.get("system_check"), str) else None
             ),
+            invariants=_mappings(raw.get("invariants")),
         )
 
 
