@@ -1,6 +1,6 @@
 """Suites on a system folder of the user's own (``topology: ./path``) and chaoskit's own
 experiments named ``chaoskit:NAME``: checked with the suite, reported in the system file's
-own name when that file is wrong, refused (exit 2, one line) by ``suite run``."""
+own name when that file is wrong."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from chaoskit.errors import InvalidConfig, InvalidInput
-from chaoskit.suite.runner import check_runnable, check_suite
+from chaoskit.cluster.access import ClusterAccess
+from chaoskit.errors import InvalidConfig
+from chaoskit.progress import LogProgress
+from chaoskit.suite import runner
+from chaoskit.suite.runner import check_suite
 from chaoskit.suite.spec import is_system_path, load_suite
+from chaoskit.suite.trial import TrialTarget
 from tests.unit.cli_run import invoke
 
 REPO = Path(__file__).resolve().parents[3]
@@ -159,7 +163,6 @@ def test_built_in_names_are_no_paths(folder: Path) -> None:
     assert is_system_path(".") and is_system_path("..")
     suite = load_suite(write(folder, topology="ecommerce-ha"))
     assert suite.system is None and suite.namespaces == ("shop",) and suite.load is None
-    check_runnable(suite)
 
 
 def test_chaoskits_own_experiments_by_name(folder: Path) -> None:
@@ -197,7 +200,7 @@ def test_shipped_experiments_need_chaoskits_source_tree(
         load_suite(write(folder))
 
 
-def test_suite_validate_names_the_system_and_suite_run_refuses_it(folder: Path) -> None:
+def test_suite_validate_names_the_system(folder: Path) -> None:
     path = write(folder)
     code, out, err = invoke("suite", "validate", str(path))
     assert (code, err) == (0, "")
@@ -206,13 +209,25 @@ def test_suite_validate_names_the_system_and_suite_run_refuses_it(folder: Path) 
         f"{path}: ok (1 experiments, 1 trials)",
         f"  system 'kvstore': ok ({system})",
     ]
-    code, out, err = invoke("suite", "run", str(path), "--out", str(folder / "out"))
-    assert code == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert "deploying a system folder" in err and "not supported yet" in err
-    assert not (folder / "out").exists()
 
 
-def test_check_runnable_refuses_a_system(folder: Path) -> None:
-    with pytest.raises(InvalidInput, match="not supported yet"):
-        check_runnable(load_suite(write(folder)))
+def test_after_each_trial_a_system_is_checked_as_deploy_path_check_does(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = load_suite(write(folder))
+    calls: list[tuple[str, float]] = []
+
+    def check_system(access: Any, system: Any, *, progress: Any, timeout: float) -> None:
+        calls.append((system.name, timeout))
+
+    monkeypatch.setattr(runner.system_deploy, "check_system", check_system)
+    target = TrialTarget(
+        suite=suite,
+        access=ClusterAccess("c", Path("/k"), Path("/kubectl")),
+        shop_namespace="kv",
+        ingress="http://127.0.0.1:1",
+        prometheus=None,
+        run_id="r",
+    )
+    runner._deploy_check(target, LogProgress())(42.0)
+    assert calls == [("kvstore", 42.0)]
