@@ -844,7 +844,6 @@ def suite_run(
     import dataclasses
 
     from chaoskit.suite.runner import (
-        check_runnable,
         check_suite,
         finish,
         new_run_id,
@@ -856,7 +855,6 @@ def suite_run(
 
     settings = _settings(ctx)
     checked = load_suite(suite_file)
-    check_runnable(checked)
     if only or skip:
         checked = select_experiments(checked, only=only, skip=skip)
     if cluster is not None:
@@ -889,7 +887,9 @@ def suite_run(
     prepared = prepare(settings, checked, mode=mode, progress=progress)
     click.echo(
         f"suite {checked.name!r}: {checked.trial_count} trials on cluster "
-        f"{prepared.access.name!r}, shop at {prepared.ingress}"
+        f"{prepared.access.name!r}, "
+        + (f"system {checked.system.name!r}" if checked.system is not None else "shop")
+        + f" at {prepared.ingress}"
     )
     try:
         result = run_suite(

@@ -321,6 +321,10 @@ class TrialResult:
     the suite's deadline (None: not checked)."""
     system_check: str | None = None
     """What the end-to-end check after the trial found, when it failed."""
+    invariants: tuple[Mapping[str, Any], ...] = ()
+    """A system's invariant checks before and after the trial, one entry per check and
+    phase: ``phase``, ``name``, ``ok``, ``checked``, ``violations``, ``details``, ``error``
+    (why the check gave no result), ``seconds``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -342,6 +346,7 @@ class TrialResult:
             "markers": sorted((dict(m) for m in self.markers), key=lambda m: float(m["t"])),
             "system_recovered": self.system_recovered,
             "system_check": self.system_check,
+            "invariants": [dict(i) for i in self.invariants],
         }
 
     @classmethod
@@ -376,6 +381,7 @@ class TrialResult:
             system_check=(
                 raw.get("system_check") if isinstance(raw.get("system_check"), str) else None
             ),
+            invariants=_mappings(raw.get("invariants")),
         )
 
 
@@ -770,6 +776,69 @@ class LedgerCounts:
 
 
 @dataclass(frozen=True)
+class InvariantCheck:
+    """One invariant check of a system, in one phase of a trial (``trials[].invariants[]``)."""
+
+    phase: str
+    name: str
+    ok: bool
+    checked: int | None = None
+    violations: int = 0
+    error: str | None = None
+    """Why the check gave no result (the trial errored)."""
+    first_violation: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "name": self.name,
+            "ok": self.ok,
+            "checked": self.checked,
+            "violations": self.violations,
+            "error": self.error,
+            "first_violation": self.first_violation,
+        }
+
+    @property
+    def line(self) -> str:
+        """One line: ``after no-lost-writes: 120 checked, 1 violations (first: ...)``."""
+        if self.error is not None:
+            return f"{self.phase} {self.name}: errored: {self.error}"
+        line = f"{self.phase} {self.name}: {self.checked} checked, {self.violations} violations"
+        return line + (f" (first: {self.first_violation})" if self.first_violation else "")
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> InvariantCheck:
+        """From an entry of trial.json's ``invariants``."""
+        violations = entry.get("violations")
+        listed = violations if isinstance(violations, list) else []
+        first = listed[0].get("what") if listed and isinstance(listed[0], Mapping) else None
+        checked, error = entry.get("checked"), entry.get("error")
+        return cls(
+            phase=str(entry.get("phase", "")),
+            name=str(entry.get("name", "")),
+            ok=entry.get("ok") is True,
+            checked=checked if isinstance(checked, int) and not isinstance(checked, bool) else None,
+            violations=len(listed),
+            error=error if isinstance(error, str) else None,
+            first_violation=first if isinstance(first, str) else None,
+        )
+
+    @classmethod
+    def read(cls, doc: _Fields) -> InvariantCheck:
+        flag = doc.flag("ok")
+        return cls(
+            phase=doc.text("phase") or "",
+            name=doc.text("name") or "",
+            ok=bool(flag),
+            checked=None if doc.missing("checked") else doc.count("checked"),
+            violations=doc.count("violations"),
+            error=doc.text("error"),
+            first_violation=doc.text("first_violation"),
+        )
+
+
+@dataclass(frozen=True)
 class LoadFigures:
     """The whole trial's load (``trials[].load``)."""
 
@@ -835,6 +904,12 @@ class TrialSummary:
     system_recovered: bool | None = None
     files: Mapping[str, str | None] = field(default_factory=dict)
     """``trial``, ``result``, ``timeseries``: paths relative to the run directory."""
+    invariants: tuple[InvariantCheck, ...] = ()
+    """A system's invariant checks before and after the trial (none for the shop)."""
+
+    @property
+    def invariant_violations(self) -> int:
+        return sum(i.violations for i in self.invariants)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -856,6 +931,8 @@ class TrialSummary:
             "errors": {"load": self.load_error, "ledger": self.ledger_error},
             "system_recovered": self.system_recovered,
             "files": {k: self.files.get(k) for k in ("trial", "result", "timeseries")},
+            # Only a system's trials have them: the shop's summaries stay as they were.
+            **({"invariants": [i.to_dict() for i in self.invariants]} if self.invariants else {}),
         }
 
     @classmethod
@@ -887,6 +964,7 @@ class TrialSummary:
             ledger_error=errors.text("ledger"),
             system_recovered=doc.flag("system_recovered"),
             files={k: files.text(k) for k in ("trial", "result", "timeseries")},
+            invariants=tuple(InvariantCheck.read(i) for i in doc.objs("invariants")),
         )
 
 

@@ -56,6 +56,18 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "chaoskit-load"
 CONTAINER = "locust"
 PROFILES_MOUNT = "/profiles"
+RECORDER_MOUNT = "/chaoskit"
+"""Where the pods find chaoskit's recorder as the package ``chaoskit.load.recorder`` (on
+their PYTHONPATH): the image has Locust, not chaoskit."""
+RECORDER_FILES = {
+    "chaoskit.__init__.py": ("chaoskit/__init__.py", None),
+    "chaoskit.load.__init__.py": ("chaoskit/load/__init__.py", None),
+    "chaoskit.load.recorder.py": ("chaoskit/load/recorder.py", "recorder.py"),
+    "chaoskit.load.locust_plugin.py": ("chaoskit/load/locust_plugin.py", "locust_plugin.py"),
+}
+"""ConfigMap key -> (path under RECORDER_MOUNT, the file of this package it holds; None: an
+empty ``__init__.py``, the pods need none of the rest of chaoskit)."""
+PLUGIN_PATH = RECORDER_FILES["chaoskit.load.locust_plugin.py"][0]
 IN_CLUSTER_SHOP = f"http://traefik.{ECOMMERCE.namespace}.svc.cluster.local"
 """The shop's ingress as pods reach it: the same path as the host's traffic, without kind's
 port mapping."""
@@ -206,12 +218,16 @@ def _api_status(body: object) -> dict[str, Any] | None:
 
 
 def profile_files(profile: Path) -> dict[str, str]:
-    """The ``.py`` files of the profile's folder: the profile and the modules it shares."""
+    """The ``.py`` files of the profile's folder (the profile and the modules it shares),
+    and chaoskit's recorder (:data:`RECORDER_FILES`)."""
     files = {
         path.name: path.read_text(encoding="utf-8")
         for path in sorted(profile.parent.glob("*.py"))
-        if path.is_file() and CONFIGMAP_KEY.fullmatch(path.name)
+        if path.is_file() and CONFIGMAP_KEY.fullmatch(path.name) and path.name not in RECORDER_FILES
     }
+    here = Path(__file__).parent
+    for key, (_, source) in RECORDER_FILES.items():
+        files[key] = (here / source).read_text(encoding="utf-8") if source else ""
     if profile.name not in files:
         raise InvalidInput(f"profile {profile}: its name cannot be a ConfigMap key")
     size = sum(len(text.encode()) for text in files.values())
@@ -266,19 +282,25 @@ def worker_job(plan: WorkerPlan) -> dict[str, Any]:
         "image": plan.image,
         "imagePullPolicy": "IfNotPresent",
         "args": [
-            *("-f", f"{PROFILES_MOUNT}/{plan.profile}"),
+            *("-f", f"{PROFILES_MOUNT}/{plan.profile},{RECORDER_MOUNT}/{PLUGIN_PATH}"),
             "--worker",
             *("--master-host", plan.master_host),
             *("--master-port", str(plan.master_port)),
             # Failed requests are what experiments measure, not an error of the worker.
             *("--exit-code-on-error", "0"),
         ],
-        "env": [{"name": k, "value": v} for k, v in sorted(plan.env.items())],
+        "env": [
+            {"name": k, "value": v}
+            for k, v in sorted({**plan.env, "PYTHONPATH": RECORDER_MOUNT}.items())
+        ],
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},
         },
-        "volumeMounts": [{"name": "profiles", "mountPath": PROFILES_MOUNT, "readOnly": True}],
+        "volumeMounts": [
+            {"name": "profiles", "mountPath": PROFILES_MOUNT, "readOnly": True},
+            {"name": "recorder", "mountPath": RECORDER_MOUNT, "readOnly": True},
+        ],
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -304,7 +326,19 @@ def worker_job(plan: WorkerPlan) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
                     "containers": [container],
-                    "volumes": [{"name": "profiles", "configMap": {"name": plan.name}}],
+                    "volumes": [
+                        {"name": "profiles", "configMap": {"name": plan.name}},
+                        {
+                            "name": "recorder",
+                            "configMap": {
+                                "name": plan.name,
+                                "items": [
+                                    {"key": key, "path": path}
+                                    for key, (path, _) in RECORDER_FILES.items()
+                                ],
+                            },
+                        },
+                    ],
                 },
             },
         },

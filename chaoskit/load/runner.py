@@ -10,8 +10,10 @@ the acknowledged orders as an :class:`~chaoskit.topology.client.OrderRun` for th
 ledger. ``stop()`` ends a run early (an experiment that is torn down); what was measured
 until then is kept.
 
-Everything a run produces stays in ``spec.out_dir``: the profile's own records
-(``acks-*.jsonl``, ``seconds-*.jsonl``), Locust's CSV files (``locust_*.csv``) and the log of
+Every Locust process also loads :data:`RECORDER_PLUGIN`, chaoskit's recorder, so that any
+Locust file (the user's own too) leaves the per-second series. Everything a run produces
+stays in ``spec.out_dir``: the recorder's files (``seconds-*.jsonl``, ``acked-*.jsonl``, the
+shop's ``acks-*.jsonl``), Locust's CSV files (``locust_*.csv``) and the log of
 each Locust process (``locust-*.log``).
 """
 
@@ -62,6 +64,10 @@ SHUTDOWN_ALLOWANCE = 30
 """Seconds after the run's time (and the stop timeout) before it is cut short."""
 TERMINATE_GRACE = 10
 """Seconds between SIGTERM (Locust then writes its statistics) and SIGKILL."""
+RECORDER_PLUGIN = Path(__file__).with_name("locust_plugin.py")
+"""Loaded beside every profile (``-f PROFILE,PLUGIN``): chaoskit's recorder
+(:mod:`chaoskit.load.recorder`) writes the per-second series and the acknowledged operations
+of any Locust file."""
 RUN_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9-]{{0,{RUN_ID_LIMIT - 1}}}")
 
 
@@ -106,6 +112,8 @@ class LoadSpec:
         """Raises InvalidInput naming the argument that cannot work."""
         if not self.profile.is_file():
             raise InvalidInput(f"profile {self.profile}: no such file")
+        if "," in str(self.profile.resolve()):
+            raise InvalidInput(f"profile {self.profile}: Locust cannot load a path with a comma")
         check_host(self.host)
         problems = {
             "--duration": self.duration <= 0,
@@ -249,7 +257,8 @@ def locust_commands(
 
     With worker pods the master is the only process here; it listens on ``bind_host``.
     """
-    locust = [sys.executable, "-m", "locust", "-f", str(spec.profile.resolve())]
+    files = f"{spec.profile.resolve()},{RECORDER_PLUGIN}"
+    locust = [sys.executable, "-m", "locust", "-f", files]
     headless = [
         *locust,
         "--headless",
@@ -322,7 +331,7 @@ class LoadRun:
         spec = self.spec
         spec.validate()
         out = spec.out_dir
-        if any(out.glob("acks-*.jsonl")) or any(out.glob("seconds-*.jsonl")):
+        if any(any(out.glob(f"{kind}-*.jsonl")) for kind in ("acks", "acked", "seconds")):
             raise InvalidInput(f"--out {out}: already holds a run's records; use an empty folder")
         bind_host, port = "127.0.0.1", 0
         if spec.worker_mode == "pods":
@@ -532,6 +541,33 @@ def read_acks(out_dir: Path, run_id: str) -> list[tuple[float, Ack]]:
             if owns_key(run_id, key):
                 records.append((float(record.get("t", 0)), Ack(key, order_id)))
     return sorted(records, key=lambda r: r[0])
+
+
+def merge_acknowledged(out_dir: Path, dest: Path) -> Path | None:
+    """Every operation a run's Locust file acknowledged (``acked-*.jsonl``, from
+    :func:`chaoskit.load.recorder.acknowledge`) as one JSON Lines file ``dest``, ordered by
+    time; None (and no file) when there are none. A line that is not a JSON object is left
+    out with a warning (a process killed mid-write leaves half a line)."""
+    records: list[tuple[float, str]] = []
+    for path in sorted(out_dir.glob("acked-*.jsonl")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                if line.strip():
+                    logger.warning("%s: skipped a line that is not a record: %r", path, line[:200])
+                continue
+            t = record.get("t")
+            when = float(t) if isinstance(t, int | float) and not isinstance(t, bool) else 0.0
+            records.append((when, json.dumps(record, separators=(",", ":"))))
+    if not records:
+        return None
+    records.sort(key=lambda r: r[0])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("".join(f"{line}\n" for _, line in records), encoding="utf-8")
+    return dest
 
 
 def _order_failures(failures_csv: Path) -> Counter[str]:

@@ -348,6 +348,23 @@ def _ledger(t: TrialSummary) -> str:
     return "<h4>Ledger</h4>" + _table([k.replace("_", " ") for k in keys], [row])
 
 
+def _invariants(t: TrialSummary) -> str:
+    """A system's invariant checks, where the shop's trials show their ledger."""
+    rows = [
+        [
+            _e(i.phase),
+            _e(i.name),
+            _badge("passed" if i.ok else "errored" if i.error is not None else "failed"),
+            f"|{_e(i.checked if i.checked is not None else '-')}",
+            f"|{_e(i.violations)}",
+            _e(i.error or i.first_violation or ""),
+        ]
+        for i in t.invariants
+    ]
+    headers = ["phase", "invariant", "result", "checked", "violations", "first violation / error"]
+    return "<h4>Invariants</h4>" + _table(headers, rows)
+
+
 def _trial(run: Run, experiment: str, t: TrialSummary) -> str:
     trial = next(
         (x for x in run.trials_of(experiment) if x.number == t.trial),
@@ -377,7 +394,7 @@ def _trial(run: Run, experiment: str, t: TrialSummary) -> str:
         + _timeline(trial, experiment, t)
         + _recovery(t)
         + _slos(t)
-        + _ledger(t)
+        + (_invariants(t) if t.invariants else _ledger(t))
         + "</article>"
     )
 

@@ -61,6 +61,7 @@ def render_junit(summary: Summary) -> str:
                 f"recovery_s: {t.fault.recovery_s}",
                 *(f"victim: {v}" for v in t.fault.victims),
                 *(f"recovery {k}: {v} s" for k, v in t.recovery.items()),
+                *(f"invariant {i.line}" for i in t.invariants),
             ]
             ET.SubElement(case, "system-out").text = "\n".join(out)
             cases.append(case)

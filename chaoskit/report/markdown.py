@@ -26,6 +26,27 @@ def _spread(agg: Spread, digits: int = 2) -> str:
     return f"{_num(agg.median, digits)} ({_num(agg.min, digits)} to {_num(agg.max, digits)})"
 
 
+def _invariants(summary: Summary) -> list[str]:
+    """A system's invariant checks over the run (the shop's trials have none): how many held,
+    and each one that did not."""
+    checks = [(e.name, t.trial, i) for e in summary.experiments for t in e.trials
+              for i in t.invariants]  # fmt: skip
+    if not checks:
+        return []
+    errored = [c for c in checks if c[2].error is not None]
+    violated = [c for c in checks if c[2].error is None and not c[2].ok]
+    held = len(checks) - len(errored) - len(violated)
+    lines = [
+        "",
+        f"Invariant checks: {held} held, {len(violated)} found violations, {len(errored)} errored.",
+    ]
+    shown = (violated + errored)[:MAX_REASONS]
+    if shown:
+        lines.append("")
+        lines += [f"- {_cell(name)} trial {trial}: {_cell(i.line)}" for name, trial, i in shown]
+    return lines
+
+
 def render_markdown(summary: Summary) -> str:
     score = summary.score
     totals = summary.totals
@@ -51,6 +72,7 @@ def render_markdown(summary: Summary) -> str:
             f"| {_spread(agg.recovery_s)} | {_spread(agg.error_rate_pct)} "
             f"| {_spread(agg.p99_ms, 0)} | {slos.passed}/{slos.failed}/{slos.errors} |"
         )
+    lines += _invariants(summary)
     if summary.system_not_back:
         after = ", ".join(_cell(t) for t in summary.system_not_back)
         lines += ["", f"**The system did not come back** (not serving end to end) after {after}."]

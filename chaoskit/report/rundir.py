@@ -73,6 +73,7 @@ TRIAL_FIELDS: dict[str, tuple[type, ...]] = {
     "ledger_error": (str,),
     "prometheus_url": (str,),
     "slos": (list,),
+    "invariants": (list,),
 }
 """The same for trial.json."""
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "a mapping"}

@@ -20,7 +20,9 @@
   was not measured) 0. The component is the mean over those trials (the strictest SLO
   where a trial has several); left out when none has one.
 - ``lost_orders``: lost + duplicated + mismatched orders over every trial's ledger. An
-  acknowledged order that is gone is the worst outcome, so each one costs 10 points.
+  acknowledged order that is gone is the worst outcome, so each one costs 10 points. On a
+  system of one's own, which has no ledger, each violation its invariant checks report
+  counts the same way.
 
 Two runs whose SLOs all pass still score apart when one failed more requests during its
 faults or took longer to recover. A run without trials scores 0. The score is rounded to
@@ -45,7 +47,8 @@ FORMULA = (
     "requests in the trial's fault window, 0 for a trial without figures; absent without "
     "load), recovery_score (mean over trials with a recovery_s SLO of "
     "clamp(1 - recovery_s / threshold, 0, 1), 0 if not recovered; absent without one); "
-    "lost_orders = lost + duplicated + mismatched orders over all trials; 0 without trials"
+    "lost_orders = lost + duplicated + mismatched orders over all trials (a system's "
+    "invariant violations count as such); 0 without trials"
 )
 AVAILABILITY_FLOOR = 0.90
 """Availability in a fault window at or below which the availability component is 0."""

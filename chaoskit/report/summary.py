@@ -29,6 +29,7 @@ from chaoskit.results import (
     Aggregate,
     DuringFault,
     ExperimentSummary,
+    InvariantCheck,
     LedgerCounts,
     LoadFigures,
     RunResults,
@@ -150,6 +151,7 @@ def trial_summary(run: Run, trial: Trial, slos: tuple[SLO, ...]) -> TrialSummary
         load_error=record.load_error if record is not None else None,
         ledger_error=record.ledger_error if record is not None else None,
         system_recovered=record.system_recovered if record is not None else None,
+        invariants=tuple(InvariantCheck.of(i) for i in record.invariants) if record else (),
         files={
             "trial": _relative(trial.path / TRIAL_FILE, run.path),
             "result": _relative(trial.path / RESULT_FILE, run.path),
@@ -195,10 +197,11 @@ def build_summary(run: Run) -> Summary:
     all_trials = [t for e in experiments for t in e.trials]
     slo_statuses = [r.status for t in all_trials for r in t.slos]
     lost = sum(t.ledger.lost_total for t in all_trials if t.ledger is not None)
+    violations = sum(t.invariant_violations for t in all_trials)
     score = scoring.compute(
         [t.status for t in all_trials],
         slo_statuses,
-        lost,
+        lost + violations,  # a system's invariants stand in for the shop's ledger
         availabilities=[t.score.availability for t in all_trials],
         recovery_used=[scoring.recovery_budget_used(t.slos) for t in all_trials],
     )

@@ -28,7 +28,7 @@ from chaoskit.cluster.health import api_client
 from chaoskit.cluster.kind import Kind
 from chaoskit.ctk.experiment import check_experiment, load_experiment
 from chaoskit.engine.docker import ensure_engine
-from chaoskit.errors import ChaoskitError, InvalidConfig, InvalidInput
+from chaoskit.errors import ChaoskitError, InvalidConfig
 from chaoskit.faults.signals import remembering_stops
 from chaoskit.images.factory import build_all, kind_binary, parse_source
 from chaoskit.load.profiles import find_profile
@@ -39,12 +39,15 @@ from chaoskit.results import ERRORED, FAILED, PASSED
 from chaoskit.settings import Settings
 from chaoskit.suite.spec import Suite
 from chaoskit.suite.trial import TrialRecord, TrialTarget, run_trial, write_record
-from chaoskit.topology import deploy, spread
+from chaoskit.system.spec import SystemSpec
+from chaoskit.topology import deploy, spread, system_deploy
 from chaoskit.topology.catalog import find_topology
 
 logger = logging.getLogger(__name__)
 
 FRESH, REUSE = "fresh", "reuse"
+SYSTEM_CHECK_S = 90.0
+"""Seconds a system already deployed has to show it is Ready before it is deployed again."""
 
 ServingCheck = Callable[[float], None]
 """Proves the system under test serves end to end within the given seconds (what
@@ -80,16 +83,6 @@ def check_suite(suite: Suite) -> None:
         find_topology(suite.topology)
 
 
-def check_runnable(suite: Suite) -> None:
-    """Raises InvalidInput (exit 2) for a checked suite this chaoskit cannot run yet."""
-    if suite.system is not None:
-        raise InvalidInput(
-            f"{suite.path}: topology: deploying a system folder ({suite.system.path}) is not "
-            "supported yet; 'chaoskit suite validate' checks this suite, 'chaoskit suite run' "
-            "runs chaoskit's own topologies only"
-        )
-
-
 @dataclass(frozen=True)
 class Prepared:
     access: ClusterAccess
@@ -97,14 +90,18 @@ class Prepared:
     workers: int
     fresh: bool
     ingress: str
-    prometheus: str
+    """Where the load goes: the shop's ingress, or a system's ``load.target`` URL."""
+    prometheus: str | None
+    """chaoskit's Prometheus (deployed with the shop; None for a system of one's own)."""
     agent_installed: bool = False
     """True when the suite installed the node agent (``finish`` removes it again)."""
+    published: dict[str, str] = field(default_factory=dict)
+    """A system's published URLs by publish name (empty for the shop)."""
 
 
 def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) -> Prepared:
-    """The suite's cluster with its topology serving; made (or remade) as ``mode`` says."""
-    check_runnable(suite)
+    """The suite's cluster with its topology (or system) serving; made (or remade) as
+    ``mode`` says."""
     config = load_config(suite.cluster_config)
     with progress.task("Docker engine"):
         ensure_engine(settings.log_dir / "engine")
@@ -122,15 +119,21 @@ def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) 
     info = lifecycle.recorded(settings, name)
     assert info is not None
     cluster_access = access(settings, name)
-    topo = find_topology(suite.topology)
-    result: deploy.DeployResult | None = None
-    if not made:
-        try:
-            result = deploy.check(cluster_access, topo, progress=progress, timeout=90)
-        except ChaoskitError as e:
-            logger.info("topology %r not serving on %r (%s): deploying it", topo.name, name, e)
-    if result is None:
-        result = deploy.deploy(settings, cluster_access, topo, progress=progress)
+    if suite.system is not None:
+        ingress, prometheus, published = _prepare_system(
+            settings, cluster_access, suite.system, made=made, progress=progress
+        )
+    else:
+        topo = find_topology(suite.topology)
+        result: deploy.DeployResult | None = None
+        if not made:
+            try:
+                result = deploy.check(cluster_access, topo, progress=progress, timeout=90)
+            except ChaoskitError as e:
+                logger.info("topology %r not serving on %r (%s): deploying it", topo.name, name, e)
+        if result is None:
+            result = deploy.deploy(settings, cluster_access, topo, progress=progress)
+        ingress, prometheus, published = result.endpoints.ingress, result.endpoints.prometheus, {}
     # Once for the whole suite (faults below the API act through it), not per trial.
     agent_installed = not agent_install.installed(api_client(cluster_access.kubeconfig))
     if agent_installed:
@@ -141,10 +144,37 @@ def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) 
         control_planes=info.control_planes,
         workers=info.workers,
         fresh=made,
-        ingress=result.endpoints.ingress,
-        prometheus=result.endpoints.prometheus,
+        ingress=ingress,
+        prometheus=prometheus,
         agent_installed=agent_installed,
+        published=published,
     )
+
+
+def _prepare_system(
+    settings: Settings,
+    cluster_access: ClusterAccess,
+    system: SystemSpec,
+    *,
+    made: bool,
+    progress: Progress,
+) -> tuple[str, None, dict[str, str]]:
+    """(load URL, no Prometheus, published URLs) of a system serving on the cluster: kept
+    when it is deployed and Ready, deployed otherwise (``chaoskit deploy PATH``)."""
+    deployed: system_deploy.DeployedSystem | None = None
+    if not made:
+        try:
+            deployed = system_deploy.check_system(
+                cluster_access, system, progress=progress, timeout=SYSTEM_CHECK_S
+            )
+        except (ChaoskitError, client.ApiException, OSError) as e:
+            logger.info("system %r not serving (%s): deploying it", system.name, e)
+    if deployed is None:
+        deployed = system_deploy.deploy_system(settings, cluster_access, system, progress=progress)
+    published = deployed.published
+    target = system.load.target if system.load is not None else None
+    ingress = published[target] if target is not None else next(iter(published.values()), "")
+    return ingress, None, published
 
 
 def finish(settings: Settings, prepared: Prepared, progress: Progress) -> None:
@@ -218,10 +248,15 @@ def run_suite(
     target = TrialTarget(
         suite=suite,
         access=prepared.access,
-        shop_namespace=find_topology(suite.topology).namespace,
+        shop_namespace=(
+            suite.system.namespaces[0]
+            if suite.system is not None
+            else find_topology(suite.topology).namespace
+        ),
         ingress=prepared.ingress,
         prometheus=prepared.prometheus,
         run_id=run_id,
+        published=prepared.published,
     )
     if check_serving is None:
         check_serving = _deploy_check(target, progress)
@@ -311,6 +346,13 @@ def judge_serving(
 
 
 def _deploy_check(target: TrialTarget, progress: Progress) -> ServingCheck:
+    system = target.suite.system
+    if system is not None:
+
+        def check_system(deadline: float) -> None:
+            system_deploy.check_system(target.access, system, progress=progress, timeout=deadline)
+
+        return check_system
     topo = find_topology(target.suite.topology)
 
     def check(deadline: float) -> None:
@@ -320,7 +362,8 @@ def _deploy_check(target: TrialTarget, progress: Progress) -> ServingCheck:
 
 
 def _respread(target: TrialTarget, progress: Progress) -> None:
-    """Each trial starts with the shop's replicas spread over the workers (topology.spread)."""
+    """Each trial starts with the replicas of the shop's namespace (a system's first)
+    spread over the workers (topology.spread)."""
     api = api_client(target.access.kubeconfig)
     try:
         if not spread.piled_up(api, target.shop_namespace):

@@ -210,6 +210,8 @@ def load_suite(path: Path) -> Suite:
     # With load, the client's timeout caps every latency it records.
     limit_ms = REQUEST_TIMEOUT_S * 1000 if load is not None else None
     suite_slos = _slo_list(r, "slos", doc.get("slos") or [], limit_ms)
+    if system is not None:
+        _refuse_shop_slos(r, "slos", suite_slos, system)
     experiments_raw = doc["experiments"]
     if not isinstance(experiments_raw, list) or not experiments_raw:
         raise r.fail("experiments", "must be a non-empty list")
@@ -220,6 +222,9 @@ def load_suite(path: Path) -> Suite:
         )
         if any(e.name == entry.name for e in experiments):
             raise r.fail(f"experiments[{i}].name", f"{entry.name!r} appears twice")
+        if system is not None:
+            own = item.get("slos") if isinstance(item, dict) else None
+            _refuse_shop_slos(r, f"experiments[{i}].slos", tuple(own or ()), system)
         experiments.append(entry)
     return Suite(
         path=path,
@@ -266,6 +271,25 @@ def _system(r: FieldReader, topology: str) -> SystemSpec:
     return load_system(path)
 
 
+SHOP_SLO_KINDS = {
+    "lost_orders": "counts the shop's ledger of orders; a system's invariants replace it",
+    "prometheus": "queries chaoskit's Prometheus, which is deployed with the shop only",
+}
+"""SLO kinds a suite on a system of the user's own cannot judge, and why."""
+
+
+def _refuse_shop_slos(
+    r: FieldReader, where: str, slos: tuple[Any, ...], system: SystemSpec
+) -> None:
+    for i, slo in enumerate(slos):
+        kind = slo.get("kind") if isinstance(slo, dict) else None
+        if isinstance(kind, str) and kind in SHOP_SLO_KINDS:
+            raise r.fail(
+                f"{where}[{i}].kind",
+                f"{kind} cannot be judged on the system {system.name!r}: it {SHOP_SLO_KINDS[kind]}",
+            )
+
+
 def _slo_list(
     r: FieldReader, where: str, value: Any, latency_limit_ms: float | None
 ) -> tuple[dict[str, Any], ...]:
@@ -303,7 +327,9 @@ def _check_latency_threshold(
 def _system_load(r: FieldReader, value: Any, system: SystemSpec) -> LoadSettings | None:
     """The load of a suite on a system folder: the system file's ``load`` (its Locust file
     or profile, users and spawn rate, sent to its ``load.target``), with what the suite's
-    own ``load`` gives taking precedence field by field. No load when neither has one."""
+    own ``load`` gives taking precedence field by field, except what runs: the system file
+    says that, and a suite's ``load.profile`` may only repeat it. No load when neither has
+    one."""
     own = system.load
     if own is None:
         if value is None:
@@ -322,8 +348,25 @@ def _system_load(r: FieldReader, value: Any, system: SystemSpec) -> LoadSettings
     }
     raw = r.mapping("load", value if value is not None else {}, LOAD_FIELDS)
     given = {k: v for k, v in raw.items() if v is not None}
+    if "profile" in given and not _same_profile(r, given["profile"], own.locustfile, profile):
+        runs = f"its Locust file {own.locustfile}" if own.locustfile else f"profile {profile!r}"
+        raise r.fail(
+            "load.profile",
+            f"{given['profile']!r} conflicts with the system {system.name!r}, whose load runs "
+            f"{runs} ({system.path}); leave load.profile out",
+        )
     merged = {k: v for k, v in defaults.items() if v is not None} | given
     return _load(r, merged)
+
+
+def _same_profile(r: FieldReader, given: Any, locustfile: Path | None, profile: str) -> bool:
+    """Whether a suite's ``load.profile`` names what the system's load runs."""
+    if not isinstance(given, str):
+        return False
+    if locustfile is None:
+        return given == profile
+    path = Path(given)
+    return (path if path.is_absolute() else r.path.parent / path).resolve() == locustfile
 
 
 def _load(r: FieldReader, value: Any) -> LoadSettings:

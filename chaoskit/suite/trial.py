@@ -11,9 +11,16 @@ The order of a trial, on the harness's wall clock (every mark lands in ``trial.j
 4. the acknowledged orders are reconciled with the shop's database (the ledger);
 5. the SLOs are evaluated over the fault window.
 
+On a system of the user's own (``suite.system``) there is no ledger: the system's invariant
+checks run with phase ``before`` just before the load starts, and with phase ``after`` once
+the load stopped and the faults were rolled back (``docs/system-file.md``), given the
+trial's window, its acknowledged operations (``acknowledged.jsonl``, merged from the load's
+``acked-*.jsonl``), the published URLs and the cluster's kubeconfig.
+
 A trial *passed* when the experiment completed without deviating, the load ran throughout,
-the ledger lost and duplicated nothing, and every SLO passed; *failed* when one of those
-says so; *errored* when the harness could not tell (a crash, an SLO without data).
+the ledger lost and duplicated nothing (a system's invariants found no violation), and
+every SLO passed; *failed* when one of those says so; *errored* when the harness could not
+tell (a crash, an SLO without data, an invariant check that gave no valid answer).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,13 @@ from chaoskit.ctk.experiment import run_experiment_file
 from chaoskit.ctk.summary import failures
 from chaoskit.errors import ChaoskitError
 from chaoskit.load.profiles import find_profile
-from chaoskit.load.runner import LoadResult, LoadRun, LoadSpec, write_outputs
+from chaoskit.load.runner import (
+    LoadResult,
+    LoadRun,
+    LoadSpec,
+    merge_acknowledged,
+    write_outputs,
+)
 from chaoskit.results import (
     ERRORED,
     FAILED,
@@ -42,6 +55,9 @@ from chaoskit.results import (
     TrialStatus,
 )
 from chaoskit.suite.spec import ExperimentEntry, LoadSettings, Suite
+from chaoskit.system.checks import CheckOutcome, run_checks
+from chaoskit.system.invariants import InvariantInput, Phase, Window
+from chaoskit.system.spec import SystemSpec
 from chaoskit.topology.client import RUN_ID_LIMIT, bounded_id
 from chaoskit.topology.shopdb import ledger
 
@@ -54,18 +70,31 @@ LEDGER_SETTLE = 180.0
 calls them lost (after a containerd kill, the consumer was measured 75 s behind)."""
 
 SloEvaluator = Callable[[Path, tuple[dict[str, Any], ...], str | None], list[dict[str, Any]]]
+InvariantChecker = Callable[[SystemSpec, InvariantInput], list[CheckOutcome]]
+"""Runs a system's invariant checks with the given input (:func:`system_checks`)."""
+ACKNOWLEDGED_FILE = "acknowledged.jsonl"
+"""In the trial's folder: the operations its load acknowledged, as the checks get them."""
+
+
+def system_checks(system: SystemSpec, given: InvariantInput) -> list[CheckOutcome]:
+    """Every invariant check of ``system``, each in a process of its own."""
+    return run_checks(system.invariants, given, folder=system.folder)
 
 
 @dataclass(frozen=True)
 class TrialTarget:
-    """Where trials run: the cluster, its shop and its Prometheus."""
+    """Where trials run: the cluster, the system under test and its Prometheus."""
 
     suite: Suite
     access: ClusterAccess
     shop_namespace: str
+    """The shop's namespace, or a system's first (where replicas are respread)."""
     ingress: str
+    """Where the load goes: the shop's ingress, or the system's ``load.target``."""
     prometheus: str | None
     run_id: str
+    published: Mapping[str, str] = field(default_factory=dict)
+    """A system's published URLs by publish name (its invariant checks get them)."""
 
 
 @dataclass
@@ -90,6 +119,7 @@ class TrialRecord:
     markers: list[dict[str, Any]] = field(default_factory=list)
     system_recovered: bool | None = None
     system_check: str | None = None
+    invariants: list[dict[str, Any]] = field(default_factory=list)
 
     def mark(self, kind: str, label: str, at: float | None = None) -> None:
         self.markers.append(
@@ -116,6 +146,7 @@ class TrialRecord:
             markers=tuple(self.markers),
             system_recovered=self.system_recovered,
             system_check=self.system_check,
+            invariants=tuple(self.invariants),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +168,9 @@ def load_run_id(run_id: str, experiment: str, trial: int) -> str:
 
 def _load_spec(settings: LoadSettings, target: TrialTarget, out_dir: Path, run_id: str) -> LoadSpec:
     profile = find_profile(settings.profile)
-    flash_sale = profile.stem == "flash_sale"
+    # The sale's timing is an option of chaoskit's flash_sale profile, not of a Locust file
+    # of one's own that happens to have that name.
+    flash_sale = settings.profile == "flash_sale"
     sale_start = max(1.0, settings.warmup - SALE_LEAD) if flash_sale else None
     return LoadSpec(
         profile=profile,
@@ -168,6 +201,8 @@ def run_trial(
     number: int,
     trial_dir: Path,
     evaluate_slos: SloEvaluator,
+    *,
+    check_invariants: InvariantChecker = system_checks,
 ) -> TrialRecord:
     """Runs trial ``number`` of ``entry`` into ``trial_dir`` and writes its ``trial.json``."""
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -180,10 +215,20 @@ def run_trial(
         prometheus_url=target.prometheus,
     )
     verdict = _Verdict()
+    invariants = _Invariants(target, trial_dir, record, verdict, check_invariants)
     measured = _run_under_load(
-        target, entry, number=number, trial_dir=trial_dir, record=record, verdict=verdict
+        target,
+        entry,
+        number=number,
+        trial_dir=trial_dir,
+        record=record,
+        verdict=verdict,
+        before=invariants.before,
     )
-    if measured is not None:
+    if target.suite.system is not None:
+        invariants.after()
+        write_record(trial_dir, record)
+    elif measured is not None:
         _check_ledger(target, measured, record, verdict)
         write_record(trial_dir, record)  # the SLOs read the ledger from trial.json
     try:
@@ -234,12 +279,15 @@ def _run_under_load(
     trial_dir: Path,
     record: TrialRecord,
     verdict: _Verdict,
+    before: Callable[[], None],
 ) -> LoadResult | None:
-    """Load, experiment, load again; the load always stops and ``trial.json`` is written."""
+    """Load, experiment, load again; the load always stops and ``trial.json`` is written.
+    ``before`` runs first (a system's invariants, phase ``before``)."""
     suite = target.suite
     load: LoadRun | None = None
     measured: LoadResult | None = None
     try:
+        before()
         if suite.load is not None:
             run_id = load_run_id(target.run_id, entry.name, number)
             spec = _load_spec(suite.load, target, trial_dir / "load", run_id)
@@ -334,6 +382,79 @@ def _check_ledger(
     record.ledger = report.to_dict()
     if not report.ok:
         verdict.problems.append(f"ledger: {report.summary()}")
+
+
+class _Invariants:
+    """A system's invariant checks around one trial (nothing without a system)."""
+
+    def __init__(
+        self,
+        target: TrialTarget,
+        trial_dir: Path,
+        record: TrialRecord,
+        verdict: _Verdict,
+        check: InvariantChecker,
+    ) -> None:
+        self.target = target
+        self.trial_dir = trial_dir
+        self.record = record
+        self.verdict = verdict
+        self.check = check
+
+    def before(self) -> None:
+        start = self.record.started_at
+        self._run("before", Window(start, start), acknowledged=None)
+
+    def after(self) -> None:
+        start = self.record.started_at
+        end = max(start, self.record.ended_at or time.time())
+        acknowledged = merge_acknowledged(
+            self.trial_dir / "load", self.trial_dir / ACKNOWLEDGED_FILE
+        )
+        self._run("after", Window(start, end), acknowledged=acknowledged)
+
+    def _run(self, phase: Phase, window: Window, *, acknowledged: Path | None) -> None:
+        system = self.target.suite.system
+        if system is None or not system.invariants:
+            return
+        given = InvariantInput(
+            phase=phase,
+            window=window,
+            published=dict(self.target.published),
+            acknowledged=acknowledged,
+            kubeconfig=self.target.access.kubeconfig,
+        )
+        try:
+            outcomes = self.check(system, given)
+        except Exception as e:  # a harness bug must not end the suite: the trial is errored
+            logger.exception("invariants (%s): harness error", phase)
+            self.verdict.errors.append(f"invariants ({phase}): {type(e).__name__}: {e}")
+            return
+        for outcome in outcomes:
+            self.record.invariants.append(invariant_entry(phase, outcome))
+            if outcome.errored:
+                self.verdict.errors.append(f"invariant {outcome.summary()} ({phase})")
+            elif outcome.violated:
+                self.verdict.problems.append(f"invariant {outcome.summary()} ({phase})")
+        failed = sum(1 for o in outcomes if o.errored or o.violated)
+        state = f"{failed} of {len(outcomes)} not passed" if failed else "passed"
+        self.record.mark("invariants", f"{phase}: {state}")
+        write_record(self.trial_dir, self.record)
+
+
+def invariant_entry(phase: Phase, outcome: CheckOutcome) -> dict[str, Any]:
+    """One check's run as ``trial.json`` holds it (``invariants[]``)."""
+    result = outcome.result
+    return {
+        "phase": phase,
+        "name": outcome.name,
+        "ok": result is not None and result.ok,
+        "checked": result.checked if result is not None else None,
+        "violations": list(result.violations) if result is not None else [],
+        "details": dict(result.details) if result is not None else {},
+        "error": outcome.error,
+        "seconds": round(outcome.seconds, 3),
+    }
 
 
 def write_record(trial_dir: Path, record: TrialRecord) -> None:

@@ -9,7 +9,9 @@ and its workloads waited for. What it publishes comes back as URLs on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import socket
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,42 @@ def deploy_system(
     with progress.task(f"waiting for system {spec.name!r} to be Ready"):
         wait_workloads(api, spec, wait)
     return DeployedSystem(spec.name, published, time.monotonic() - started)
+
+
+def check_system(
+    access: ClusterAccess, spec: SystemSpec, *, progress: Progress, timeout: float
+) -> DeployedSystem:
+    """Whether the system is deployed and serving, changing nothing: its workloads Ready and
+    each published URL taking a TCP connection, within ``timeout`` seconds; raises
+    DeployFailed naming what is not (what ``chaoskit deploy PATH --check`` does)."""
+    started = time.monotonic()
+    published = published_urls(access, spec)
+    api = new_client(access.kubeconfig, context=access.context or None)
+    with progress.task(f"checking system {spec.name!r} is Ready"):
+        wait_workloads(api, spec, timeout)
+        left = max(1.0, timeout - (time.monotonic() - started))
+        wait_published(published, left)
+    return DeployedSystem(spec.name, published, time.monotonic() - started)
+
+
+def wait_published(published: dict[str, str], timeout: float, poll: float = 1.0) -> None:
+    """Until each URL takes a TCP connection (a NodePort mapped through kind answers only
+    once a Ready pod is behind its Service); DeployFailed naming the first that does not."""
+    deadline = time.monotonic() + timeout
+    for name, url in published.items():
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        while True:
+            try:
+                with socket.create_connection((host, port), timeout=min(5.0, timeout)):
+                    break
+            except OSError as e:
+                if time.monotonic() > deadline:
+                    raise DeployFailed(
+                        f"published {name!r} ({url}) takes no connection after "
+                        f"{timeout:.0f} s: {e.strerror or e}"
+                    ) from None
+                time.sleep(poll)
 
 
 def published_urls(access: ClusterAccess, spec: SystemSpec) -> dict[str, str]:

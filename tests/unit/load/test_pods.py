@@ -145,6 +145,9 @@ def test_the_profiles_folder_goes_into_the_configmap(tmp_path: Path) -> None:
     assert {"flash_sale.py", "_shop.py", "_shapes.py"} <= set(files)
     assert all(name.endswith(".py") for name in files)
     assert files["_shop.py"] == (REPO / "loadprofiles" / "_shop.py").read_text()
+    recorder = REPO / "chaoskit" / "load" / "recorder.py"
+    assert files["chaoskit.load.recorder.py"] == recorder.read_text()
+    assert files["chaoskit.__init__.py"] == ""  # the pods need none of the rest of chaoskit
 
     big = tmp_path / "big.py"
     big.write_text("#" * 600_000)
@@ -185,12 +188,20 @@ def test_the_workers_are_a_bounded_job_connected_to_the_master() -> None:
     [container] = pod["containers"]
     assert container["image"] == "chaoskit/locust:1-abc"
     args = dict(itertools.pairwise(container["args"]))
-    assert args["-f"] == "/profiles/flash_sale.py"
+    assert args["-f"] == "/profiles/flash_sale.py,/chaoskit/chaoskit/load/locust_plugin.py"
     assert args["--master-host"] == "172.23.0.1" and args["--master-port"] == "40000"
     assert "--worker" in container["args"] and "--headless" not in container["args"]
     assert {"name": "CHAOSKIT_LOAD_RELAY", "value": "1"} in container["env"]
-    assert pod["volumes"] == [{"name": "profiles", "configMap": {"name": "locust-run-pods"}}]
+    assert pod["volumes"][0] == {"name": "profiles", "configMap": {"name": "locust-run-pods"}}
     assert container["volumeMounts"][0]["mountPath"] == "/profiles"
+    # chaoskit's recorder as the package chaoskit.load.recorder, from the same ConfigMap
+    recorder = pod["volumes"][1]["configMap"]
+    assert recorder["name"] == "locust-run-pods"
+    assert {"key": "chaoskit.load.recorder.py", "path": "chaoskit/load/recorder.py"} in (
+        recorder["items"]
+    )
+    assert container["volumeMounts"][1]["mountPath"] == "/chaoskit"
+    assert {"name": "PYTHONPATH", "value": "/chaoskit"} in container["env"]
 
     cm = config_map(plan, {"flash_sale.py": "x"})
     assert cm["metadata"]["name"] == "locust-run-pods" and cm["data"] == {"flash_sale.py": "x"}

@@ -12,6 +12,7 @@ import pytest
 
 from chaoskit.errors import InvalidInput, OperationFailed
 from chaoskit.load.runner import (
+    RECORDER_PLUGIN,
     LoadRun,
     LoadSpec,
     TargetUnreachable,
@@ -176,7 +177,8 @@ def test_a_run_that_left_nothing_is_an_error(tmp_path: Path) -> None:
 def test_one_process_runs_headless_bounded_and_writes_locusts_csv(tmp_path: Path) -> None:
     [(role, argv)] = locust_commands(spec(tmp_path, users=40, duration=29.5))
     assert role == "locust"
-    assert argv[1:5] == ["-m", "locust", "-f", str(PROFILE)]
+    # chaoskit's recorder is loaded beside the profile (any Locust file leaves its series)
+    assert argv[1:5] == ["-m", "locust", "-f", f"{PROFILE},{RECORDER_PLUGIN}"]
     assert "--headless" in argv and "--csv-full-history" in argv
     options = dict(itertools.pairwise(argv))
     assert options["--run-time"] == "30s"

@@ -16,7 +16,10 @@ from typing import Any
 from chaoskit.load.profiles import REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_S
 from chaoskit.load.runner import LoadSpec, locust_env
 
-PROFILES = Path(__file__).resolve().parents[3] / "loadprofiles"
+REPO = Path(__file__).resolve().parents[3]
+PROFILES = REPO / "loadprofiles"
+CHAOSKIT = {"PATH": "/usr/bin", "PYTHONPATH": str(REPO)}
+"""The child's environment: the profiles import chaoskit's recorder from this tree."""
 
 CHECKOUT = textwrap.dedent(
     """
@@ -71,7 +74,7 @@ CHECKOUT = textwrap.dedent(
 def test_orders_are_acknowledged_refused_failed_or_retried_with_the_same_key(
     tmp_path: Path,
 ) -> None:
-    env = {"CHAOSKIT_RUN_ID": "run-unit", "CHAOSKIT_LOAD_OUT": str(tmp_path), "PATH": "/usr/bin"}
+    env = {"CHAOSKIT_RUN_ID": "run-unit", "CHAOSKIT_LOAD_OUT": str(tmp_path), **CHAOSKIT}
     proc = subprocess.run(
         [sys.executable, "-c", CHECKOUT, str(PROFILES)],
         capture_output=True,
@@ -108,7 +111,8 @@ SAMPLES = textwrap.dedent(
     """
     import json, socket, sys
     sys.path.insert(0, sys.argv[1])
-    import gevent, _shop
+    import gevent
+    from chaoskit.load import recorder
     from locust.exception import CatchResponseError
 
     class ErrorResponse:
@@ -116,7 +120,7 @@ SAMPLES = textwrap.dedent(
             self.error = error
 
     def record(name, response_time, exception=None, response=None):
-        _shop._count("GET", name, response_time, exception, response)
+        recorder.record_request("GET", name, response_time, exception, response)
 
     record("timeout", 10003.2, gevent.Timeout(10))
     record("connect-timeout", 5001.0, socket.timeout("timed out"))
@@ -128,10 +132,10 @@ SAMPLES = textwrap.dedent(
     record("slow", 9950.0)
     record("too-slow", 10400.0)  # answered, but after the client's timeout
     record("fast", 0.3)
-    seconds = [s for second in _shop.PER_SECOND.requests.values() for s in second.items()]
+    seconds = [s for second in recorder.PER_SECOND.requests.values() for s in second.items()]
     print(json.dumps({name: [b["failures"], dict(b["times"])] for (_, name), b in seconds}))
-    print(json.dumps({"timeout": _shop.REQUEST_TIMEOUT_S,
-                      "default": _shop.DEFAULT_REQUEST_TIMEOUT_S}))
+    print(json.dumps({"timeout": recorder.REQUEST_TIMEOUT_S,
+                      "default": recorder.DEFAULT_REQUEST_TIMEOUT_S}))
     """
 )
 
@@ -141,7 +145,7 @@ def _samples(env: dict[str, str]) -> tuple[dict[str, list[Any]], dict[str, float
         [sys.executable, "-c", SAMPLES, str(PROFILES)],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin", **env},
+        env={**CHAOSKIT, **env},
         timeout=120,
         check=False,
     )

@@ -57,6 +57,8 @@ class TrialSpec:
     """What the runner stored in trial.json; None leaves the key out."""
     offset: float = 0.0
     """Seconds this trial starts after T0 (trials run one after another)."""
+    invariants: list[dict[str, Any]] | None = None
+    """A system's invariant checks as trial.json holds them; None leaves the key out."""
 
 
 def _seconds_records(spec: TrialSpec, start: float, injected: float) -> list[dict[str, Any]]:
@@ -210,6 +212,8 @@ def write_trial(run_dir: Path, spec: TrialSpec) -> Path:
     }
     if spec.slos is not None:
         trial["slos"] = spec.slos
+    if spec.invariants is not None:
+        trial["invariants"] = spec.invariants
     (folder / "trial.json").write_text(json.dumps(trial, indent=2))
     return folder
 

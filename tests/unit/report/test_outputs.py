@@ -6,6 +6,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -135,3 +136,52 @@ def test_axis_ticks_are_round_numbers() -> None:
     assert ticks(-20.3, 40, 6) == [-20, 0, 20, 40]
     assert ticks(0, 100, 5) == [0, 20, 40, 60, 80, 100]
     assert ticks(0, 0.9, 3) == [0, 0.5]
+
+
+def _check(phase: str, name: str, **result: Any) -> dict[str, Any]:
+    entry = {"phase": phase, "name": name, "ok": True, "checked": 40, "violations": [],
+             "details": {}, "error": None, "seconds": 0.2}  # fmt: skip
+    return entry | result
+
+
+def test_a_systems_invariants_are_shown_per_trial_and_cost_as_lost_orders(tmp_path: Path) -> None:
+    held = [_check("before", "no-lost-writes"), _check("after", "no-lost-writes")]
+    broken = [
+        _check("before", "no-lost-writes"),
+        _check("after", "no-lost-writes", ok=False,
+               violations=[{"what": "write 17 acknowledged, <lost>"}, {"what": "write 18"}]),
+        _check("after", "balances", ok=False, checked=None, error="timed out after 60 s"),
+    ]  # fmt: skip
+    specs = [
+        TrialSpec(ledger=False, invariants=held),
+        TrialSpec(trial=2, ledger=False, status="failed", invariants=broken, offset=100,
+                  reasons=["invariant no-lost-writes: 40 checked, 2 violations"]),
+    ]  # fmt: skip
+    out = render(write_run(tmp_path / "run", specs, slos=[]))
+    summary = json.loads(out["summary"].read_text())
+    trials = summary["experiments"][0]["trials"]
+    assert trials[1]["invariants"][1] == {
+        "phase": "after",
+        "name": "no-lost-writes",
+        "ok": False,
+        "checked": 40,
+        "violations": 2,
+        "error": None,
+        "first_violation": "write 17 acknowledged, <lost>",
+    }
+    assert summary["score"]["lost_orders"] == 2  # each violation counts as a lost order
+
+    html = out["html"].read_text()
+    assert html.count("<h4>Invariants</h4>") == 2 and "<h4>Ledger</h4>" not in html
+    assert "write 17 acknowledged, &lt;lost&gt;" in html and "timed out after 60 s" in html
+
+    markdown = out["markdown"].read_text()
+    assert "Invariant checks: 3 held, 1 found violations, 1 errored." in markdown
+    assert "- pod-kill trial 2: after balances: errored: timed out after 60 s" in markdown
+
+    cases = list(ET.parse(out["junit"]).getroot().iter("testcase"))
+    system_out = cases[1].find("system-out")
+    assert system_out is not None and system_out.text is not None
+    assert "invariant after no-lost-writes: 40 checked, 2 violations (first: write 17" in (
+        system_out.text
+    )

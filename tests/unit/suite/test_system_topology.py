@@ -1,6 +1,6 @@
 """Suites on a system folder of the user's own (``topology: ./path``) and chaoskit's own
 experiments named ``chaoskit:NAME``: checked with the suite, reported in the system file's
-own name when that file is wrong, refused (exit 2, one line) by ``suite run``."""
+own name when that file is wrong."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from chaoskit.errors import InvalidConfig, InvalidInput
-from chaoskit.suite.runner import check_runnable, check_suite
+from chaoskit.cluster.access import ClusterAccess
+from chaoskit.errors import InvalidConfig
+from chaoskit.progress import LogProgress
+from chaoskit.suite import runner
+from chaoskit.suite.runner import check_suite
 from chaoskit.suite.spec import is_system_path, load_suite
+from chaoskit.suite.trial import TrialTarget
 from tests.unit.cli_run import invoke
 
 REPO = Path(__file__).resolve().parents[3]
@@ -78,8 +82,39 @@ def test_the_suites_own_load_fields_take_precedence(folder: Path) -> None:
     assert suite.load.profile.endswith("locustfile.py")
     assert (suite.load.users, suite.load.spawn_rate, suite.load.warmup) == (7, 5.0, 3.0)
     assert suite.namespaces == ("kv", "other")
-    steady = load_suite(write(folder, load={"profile": "steady"}))
-    assert steady.load is not None and steady.load.profile == "steady"
+
+
+def test_the_suites_load_profile_may_only_repeat_the_systems(folder: Path) -> None:
+    same = load_suite(write(folder, load={"profile": "kvstore/load/locustfile.py", "users": 3}))
+    assert same.load is not None and same.load.profile.endswith("kvstore/load/locustfile.py")
+    path = write(folder, load={"profile": "steady"})
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert (caught.value.file, caught.value.field) == (str(path), "load.profile")
+    assert "conflicts with the system 'kvstore'" in caught.value.reason
+    assert "leave load.profile out" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("where", "changes", "why"),
+    [
+        ("slos[1].kind", {"slos": [{"kind": "recovery_s", "threshold": 30},
+                                   {"kind": "lost_orders"}]}, "ledger"),
+        ("experiments[0].slos[0].kind",
+         {"experiments": [{"file": "chaoskit:pod-kill",
+                           "slos": [{"kind": "prometheus", "query": "up", "threshold": 1}]}]},
+         "Prometheus"),
+    ],
+)  # fmt: skip
+def test_slos_of_the_shop_are_refused_on_a_system(
+    folder: Path, where: str, changes: dict[str, Any], why: str
+) -> None:
+    path = write(folder, **changes)
+    with pytest.raises(InvalidConfig) as caught:
+        load_suite(path)
+    assert (caught.value.file, caught.value.field) == (str(path), where)
+    assert "cannot be judged on the system 'kvstore'" in caught.value.reason
+    assert why in caught.value.reason
 
 
 def test_no_load_when_neither_has_one_and_a_suite_load_needs_the_systems(folder: Path) -> None:
@@ -128,7 +163,6 @@ def test_built_in_names_are_no_paths(folder: Path) -> None:
     assert is_system_path(".") and is_system_path("..")
     suite = load_suite(write(folder, topology="ecommerce-ha"))
     assert suite.system is None and suite.namespaces == ("shop",) and suite.load is None
-    check_runnable(suite)
 
 
 def test_chaoskits_own_experiments_by_name(folder: Path) -> None:
@@ -166,7 +200,7 @@ def test_shipped_experiments_need_chaoskits_source_tree(
         load_suite(write(folder))
 
 
-def test_suite_validate_names_the_system_and_suite_run_refuses_it(folder: Path) -> None:
+def test_suite_validate_names_the_system(folder: Path) -> None:
     path = write(folder)
     code, out, err = invoke("suite", "validate", str(path))
     assert (code, err) == (0, "")
@@ -175,13 +209,25 @@ def test_suite_validate_names_the_system_and_suite_run_refuses_it(folder: Path) 
         f"{path}: ok (1 experiments, 1 trials)",
         f"  system 'kvstore': ok ({system})",
     ]
-    code, out, err = invoke("suite", "run", str(path), "--out", str(folder / "out"))
-    assert code == 2 and out == ""
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert "deploying a system folder" in err and "not supported yet" in err
-    assert not (folder / "out").exists()
 
 
-def test_check_runnable_refuses_a_system(folder: Path) -> None:
-    with pytest.raises(InvalidInput, match="not supported yet"):
-        check_runnable(load_suite(write(folder)))
+def test_after_each_trial_a_system_is_checked_as_deploy_path_check_does(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = load_suite(write(folder))
+    calls: list[tuple[str, float]] = []
+
+    def check_system(access: Any, system: Any, *, progress: Any, timeout: float) -> None:
+        calls.append((system.name, timeout))
+
+    monkeypatch.setattr(runner.system_deploy, "check_system", check_system)
+    target = TrialTarget(
+        suite=suite,
+        access=ClusterAccess("c", Path("/k"), Path("/kubectl")),
+        shop_namespace="kv",
+        ingress="http://127.0.0.1:1",
+        prometheus=None,
+        run_id="r",
+    )
+    runner._deploy_check(target, LogProgress())(42.0)
+    assert calls == [("kvstore", 42.0)]

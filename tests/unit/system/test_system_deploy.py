@@ -3,6 +3,7 @@ changes, what kubectl is given, when a workload counts as Ready, a failed build'
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -95,3 +96,33 @@ def test_a_failed_build_is_told_by_its_last_lines(tmp_path: Path) -> None:
         "Step 2/2 : RUN false | The command '/bin/sh -c false' returned a non-zero code: 1"
     )
     assert system_deploy.log_tail(tmp_path / "missing.log") == ""
+
+
+def test_a_published_url_serves_once_it_takes_a_connection() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        system_deploy.wait_published({"entry": f"http://127.0.0.1:{port}"}, timeout=2)
+    # closed now: nothing listens there
+    with pytest.raises(deploy.DeployFailed, match=r"published 'entry' \(http://127.0.0.1:\d+\)"):
+        system_deploy.wait_published({"entry": f"http://127.0.0.1:{port}"}, 0.2, poll=0.05)
+
+
+def test_the_system_check_waits_for_its_workloads_then_its_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = load_system(KVSTORE)
+    seen: list[Any] = []
+    monkeypatch.setattr(system_deploy, "new_client", lambda *a, **k: "api")
+    monkeypatch.setattr(
+        system_deploy, "wait_workloads", lambda api, s, timeout: seen.append(("workloads", api))
+    )
+    monkeypatch.setattr(
+        system_deploy, "wait_published", lambda urls, timeout: seen.append(("urls", urls))
+    )
+    access = ClusterAccess("c", Path("/k"), Path("/kubectl"))
+    monkeypatch.setattr(ClusterAccess, "host_port", lambda self, port: 41234)
+    checked = system_deploy.check_system(access, spec, progress=LogProgress(), timeout=30)
+    assert checked.published == {"entry": "http://127.0.0.1:41234"}
+    assert seen == [("workloads", "api"), ("urls", {"entry": "http://127.0.0.1:41234"})]
