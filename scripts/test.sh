@@ -16,8 +16,8 @@ scripts/setup-python.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "==> ruff"
-ruff check chaoskit tests benchmarks
-ruff format --check chaoskit tests benchmarks
+ruff check chaoskit tests benchmarks examples
+ruff format --check chaoskit tests benchmarks examples
 echo "==> mypy (strict)"
 mypy
 echo "==> import layers"
