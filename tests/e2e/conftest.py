@@ -22,7 +22,7 @@ from chaoskit.cluster.access import access
 from chaoskit.settings import Settings
 from chaoskit.topology.catalog import ECOMMERCE
 from chaoskit.topology.deploy import endpoints
-from tests.e2e.harness import CLUSTER_NAME, Cluster, Shop, chaoskit
+from tests.e2e.harness import CLUSTER_NAME, Cluster, Shop, chaoskit, delete_namespace
 from tests.e2e.workloads import load_probe_image
 
 
@@ -100,17 +100,8 @@ def namespace(cluster: Cluster) -> Iterator[str]:
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"chaoskit/e2e": "1"}))
     )
     yield name
-    cluster.core.delete_namespace(name)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            cluster.core.read_namespace(name)
-        except client.ApiException as e:
-            if e.status == 404:
-                return
-            raise
-        time.sleep(1)
-    pytest.fail(f"namespace {name} was not deleted within 180 s")
+    if not delete_namespace(cluster.core, name, timeout=180):
+        pytest.fail(f"namespace {name} was not deleted within 180 s")
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,27 @@ from chaoskit.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_NAME = os.environ.get("CHAOSKIT_E2E_CLUSTER", "chaoskit-e2e")
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def delete_namespace(core: client.CoreV1Api, name: str, timeout: float = 180) -> bool:
+    """Deletes a namespace (one already gone is fine); whether it was gone within
+    ``timeout`` seconds."""
+    try:
+        core.delete_namespace(name)
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(name)
+        except client.ApiException as e:
+            if e.status == 404:
+                return True
+            raise
+        time.sleep(1)
+    return False
 
 
 def chaoskit(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from kubernetes import client
 from chaoskit.system.checks import run_checks, verdict
 from chaoskit.system.invariants import InvariantInput, Window
 from chaoskit.system.spec import load_system
-from tests.e2e.harness import Cluster, chaoskit
+from tests.e2e.harness import Cluster, chaoskit, delete_namespace
 
 NODE_PORT = 30081  # kind-config.yaml maps it for systems of the user's own
 
@@ -101,20 +101,7 @@ def system_namespace(cluster: Cluster) -> Iterator[str]:
     """The namespace the system's file names (chaoskit makes it); deleted on teardown."""
     name = f"e2e-sys-{uuid.uuid4().hex[:6]}"
     yield name
-    try:
-        cluster.core.delete_namespace(name)
-    except client.ApiException as e:
-        if e.status != 404:
-            raise
-        return
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            cluster.core.read_namespace(name)
-        except client.ApiException as e:
-            if e.status == 404:
-                return
-        time.sleep(2)
+    delete_namespace(cluster.core, name, timeout=180)
 
 
 @pytest.mark.usefixtures("probe_loaded")
