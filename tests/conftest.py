@@ -1,4 +1,5 @@
-"""Marks every test by its folder (tests/unit -> unit, tests/e2e -> e2e); e2e is opt-in.
+"""Marks every test by its folder (tests/unit -> unit, tests/e2e -> e2e); e2e is opt-in;
+unit tests run first and the heaviest e2e modules last.
 
 The e2e tests make a real kind cluster (and the images for it): a bare ``pytest`` in a
 user's checkout must not. They run only with ``--e2e`` or ``CHAOSKIT_E2E=1``, as
@@ -46,6 +47,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
+    items.sort(key=_run_order)  # stable: tests keep their order within a rank
+
+
+# The order of a full run: unit tests first, before the e2e session makes its cluster (they
+# need no cluster and would only share the CPU with it), then the e2e modules, then these,
+# in this order. test_data_tier.py replaces the shop with the heavier replicated topology
+# (ecommerce-ha), which no later test should share the machine with or have to replace.
+LAST_E2E_MODULES = ("test_data_tier.py",)
+
+
+def _run_order(item: pytest.Item) -> int:
+    path = Path(item.path)
+    if not path.is_relative_to(_HERE / "e2e"):
+        return 0
+    if path.parent == _HERE / "e2e" and path.name in LAST_E2E_MODULES:
+        return 2 + LAST_E2E_MODULES.index(path.name)
+    return 1
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -28,10 +28,9 @@ SMOKE = REPO / "experiments" / "suites" / "smoke.yaml"
 
 
 # Each fault once in CI: these experiments' faults run in other e2e tests, so the suite
-# leaves them out here (``make demo`` runs the whole suite). containerd-kill stays although
-# test_any_cluster.py runs it too: it is its only run through the agent on the default
-# cluster, and it is short.
+# leaves them out here (``make demo`` runs the whole suite).
 EXERCISED_ELSEWHERE = {
+    "containerd-kill": "test_any_cluster.py (through the agent on a second cluster)",
     "kubelet-stop": "test_any_cluster.py (through the agent on a second cluster)",
     "kube-controller-manager-stop": "test_faults.py (the missing replica named)",
     "node-stop": "test_data_tier.py (the Galera writer's and the Kafka leader's nodes)",
