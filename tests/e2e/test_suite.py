@@ -31,6 +31,7 @@ SMOKE = REPO / "experiments" / "suites" / "smoke.yaml"
 # leaves them out here (``make demo`` runs the whole suite).
 EXERCISED_ELSEWHERE = {
     "containerd-kill": "test_any_cluster.py (through the agent on a second cluster)",
+    "kube-scheduler-kill": "test_example_kvstore.py (the example system's suite)",
     "kubelet-stop": "test_any_cluster.py (through the agent on a second cluster)",
     "kube-controller-manager-stop": "test_faults.py (the missing replica named)",
     "node-stop": "test_data_tier.py (the Galera writer's and the Kafka leader's nodes)",
