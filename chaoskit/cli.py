@@ -743,8 +743,11 @@ def init_cmd(directory: Path, folder: str, force: bool) -> None:
 
     From what it finds (a kustomization, else a Helm chart, else a folder of manifests;
     Dockerfiles, namespaces, NodePort Services, a locustfile.py): chaoskit-system.yaml,
-    chaoskit-suite.yaml, chaoskit-kind.yaml, chaoskit-checks/example_check.py and
+    chaoskit-suite.yaml, chaoskit-kind.yaml, chaoskit-checks/example_check.py,
+    chaoskit-load/locustfile.py (a starter, when there is no locustfile.py) and
     .github/workflows/chaoskit.yml. Overwrites nothing unless --force; writes all or none.
+    Where it cannot tell what goes in a field it writes CHANGE-ME, which suite validate
+    refuses until it is replaced.
     """
     import shlex
 

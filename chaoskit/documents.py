@@ -107,6 +107,31 @@ def check_shape(path: Path, doc: object) -> None:
             stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value))
 
 
+PLACEHOLDER = "CHANGE-ME"
+"""What ``chaoskit init`` writes where it cannot tell what goes (an image name the
+manifests do not show, a label selector): a system or suite file holding it is refused."""
+
+
+def refuse_placeholders(path: Path, doc: object) -> None:
+    """InvalidConfig naming the first field (in the file's order) whose value still holds
+    :data:`PLACEHOLDER`."""
+    stack: list[tuple[object, str]] = [(doc, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str) and PLACEHOLDER in value:
+            raise InvalidConfig(
+                path,
+                where,
+                f"{value!r} is a placeholder chaoskit init wrote where it could not tell what "
+                f"goes here: replace {PLACEHOLDER} (the comment beside it says with what)",
+            )
+        if isinstance(value, dict):
+            prefix = f"{where}." if where else ""
+            stack.extend((v, f"{prefix}{k}") for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(value))))
+
+
 def read_document(path: Path) -> object:
     """The parsed document of ``path``: JSON for a ``.json`` file, YAML otherwise."""
     if not path.is_file():

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from chaoskit.documents import PLACEHOLDER
 from chaoskit.errors import InvalidConfig, InvalidInput, OperationFailed
 from chaoskit.scaffold.scan import Findings, label, scan
 from chaoskit.system.spec import SYSTEM_FILE, load_system
@@ -29,11 +30,13 @@ from chaoskit.system.spec import SYSTEM_FILE, load_system
 SUITE_FILE = "chaoskit-suite.yaml"
 KIND_FILE = "chaoskit-kind.yaml"
 CHECK_FILE = "chaoskit-checks/example_check.py"
+LOAD_FILE = "chaoskit-load/locustfile.py"
+"""A starter Locust file, written when the repository has none and publishes a Service."""
 WORKFLOW_FILE = ".github/workflows/chaoskit.yml"
 REPORT_DIR = "chaoskit-report"
 KIND_NAME_MAX = 50
 """kind makes container and DNS names of a cluster's name."""
-PLACEHOLDER_SELECTOR = "app=CHANGE-ME"
+PLACEHOLDER_SELECTOR = f"app={PLACEHOLDER}"
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,10 @@ def init_repository(directory: Path, *, folder: str = ".", force: bool = False) 
         suite: suite_text(findings, suite),
         inside / KIND_FILE: kind_text(findings),
         inside / CHECK_FILE: CHECK_TEXT,
-        PurePosixPath(WORKFLOW_FILE): workflow_text(suite),
     }
+    if writes_load(findings):
+        texts[inside / LOAD_FILE] = LOAD_TEXT
+    texts[PurePosixPath(WORKFLOW_FILE)] = workflow_text(suite)
     _write_all(root, directory, texts, check=inside / SYSTEM_FILE, force=force)
     return InitResult(
         findings=findings,
@@ -138,7 +143,7 @@ def _write_all(
             destination = root / relative
             made.extend(_make_folders(destination.parent, root))
             staged[destination] = _stage(destination, text, mode)
-        _accepted(staged[root / check])
+        _accepted(root / check, staged)
         for destination, temporary in staged.items():
             temporary.replace(destination)
             placed.append(destination)
@@ -185,9 +190,10 @@ def _remove_empty(folder: Path) -> None:
 
 
 def _stage(destination: Path, text: str, mode: int) -> Path:
-    """``text`` written to a new temporary file beside ``destination``."""
+    """``text`` written to a new temporary file beside ``destination``, with its suffix
+    (a system file names a Locust file by its ``.py``)."""
     descriptor, name = tempfile.mkstemp(
-        dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"
+        dir=destination.parent, prefix=f".{destination.name}.", suffix=f".tmp{destination.suffix}"
     )
     temporary = Path(name)
     try:
@@ -200,15 +206,28 @@ def _stage(destination: Path, text: str, mode: int) -> Path:
     return temporary
 
 
-def _accepted(system: Path) -> None:
-    """The system file init made must load; if not, that is chaoskit's bug."""
+def _accepted(system: Path, staged: dict[Path, Path]) -> None:
+    """The system file init made must load once its placeholders are filled in (with a
+    name every field takes); if not, that is chaoskit's bug. It is loaded from a copy
+    beside it that names the staged files in place of the files they become."""
+    filled = staged[system].read_text(encoding="utf-8").replace(PLACEHOLDER, PLACEHOLDER.lower())
+    folder = system.parent
+    for destination, temporary in staged.items():
+        if destination != system and destination.is_relative_to(folder):
+            filled = filled.replace(
+                destination.relative_to(folder).as_posix(),
+                temporary.relative_to(folder).as_posix(),
+            )
+    copy = _stage(system, filled, 0o600)
     try:
-        load_system(system)
+        load_system(copy)
     except InvalidConfig as e:
         raise OperationFailed(
             f"chaoskit init made a system file it does not accept itself ({e.field}: "
             f"{e.reason}); nothing was written"
         ) from e
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- texts
@@ -230,6 +249,15 @@ def _flow(items: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(scalar(i) if "," not in i else json.dumps(i) for i in items) + "]"
 
 
+def writes_load(f: Findings) -> bool:
+    """Whether init writes its starter Locust file: none found, and a Service to load."""
+    return f.locustfile is None and bool(f.publish)
+
+
+def _locustfile(f: Findings) -> str | None:
+    return f.locustfile if f.locustfile is not None else LOAD_FILE if writes_load(f) else None
+
+
 def system_text(f: Findings, suite: PurePosixPath) -> str:
     """The system file: what was found, and commented examples for what was not."""
     kind, where = f.deploy or ("manifests", ".")
@@ -247,7 +275,7 @@ def system_text(f: Findings, suite: PurePosixPath) -> str:
         "version: 1",
         f"name: {scalar(f.name)}",
         "# The namespaces the system owns: chaoskit checks their desired state and acts there.",
-        f"namespaces: {_flow(f.namespaces)}",
+        f"namespaces: {_flow(f.namespaces)}{_namespace_hint(f)}",
         "deploy:",
         deploy,
     ]
@@ -271,6 +299,15 @@ def system_text(f: Findings, suite: PurePosixPath) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _namespace_hint(f: Findings) -> str:
+    if PLACEHOLDER not in f.namespaces:
+        return ""
+    return (
+        f" # {PLACEHOLDER}: the manifests set none; give them one (kustomize's namespace:, "
+        "or metadata.namespace) and name it here"
+    )
+
+
 def _images_text(f: Findings) -> list[str]:
     if not f.images:
         return [
@@ -285,7 +322,13 @@ def _images_text(f: Findings) -> list[str]:
         "images:",
     ]
     for image in f.images:
-        adapt = "" if image.from_manifests else " # adapt: the manifests must run this name"
+        dockerfile = f"{'' if image.context == '.' else image.context + '/'}{image.dockerfile}"
+        adapt = (
+            ""
+            if image.from_manifests
+            else f" # {PLACEHOLDER}: the name:tag the manifests run for {dockerfile}, or "
+            "remove this entry"
+        )
         lines += [f"  - tag: {scalar(image.tag)}{adapt}", f"    context: {scalar(image.context)}"]
     return lines
 
@@ -315,11 +358,18 @@ def _publish_text(f: Findings) -> list[str]:
 
 
 def _load_text(f: Findings) -> list[str]:
-    if f.locustfile is not None and f.publish:
+    locustfile = _locustfile(f)
+    if locustfile is not None and f.publish:
+        starter = (
+            [f"# {LOAD_FILE} is a starter (GET / of target): make it your users' traffic."]
+            if writes_load(f)
+            else []
+        )
         return [
             "# The traffic a suite runs through every trial: this Locust file, sent to target.",
+            *starter,
             "load:",
-            f"  locustfile: {scalar(f.locustfile)}",
+            f"  locustfile: {scalar(locustfile)}",
             f"  target: {scalar(f.publish[0].name)}",
             "  users: 10",
             "  spawn_rate: 5",
@@ -337,7 +387,7 @@ def _load_text(f: Findings) -> list[str]:
 def suite_text(f: Findings, suite: PurePosixPath) -> str:
     """The suite: the system under its load (if any), a Pod, a node and a control-plane
     fault from chaoskit's own experiments."""
-    has_load = f.locustfile is not None and bool(f.publish)
+    has_load = _locustfile(f) is not None and bool(f.publish)
     victim = f.victim
     namespace = victim.namespace if victim else f.namespaces[0]
     selector = victim.selector if victim else PLACEHOLDER_SELECTOR
@@ -348,7 +398,6 @@ def suite_text(f: Findings, suite: PurePosixPath) -> str:
         "# field: experiments/suites/README.md in chaoskit.",
         f"#   chaoskit suite validate {suite}",
         f"#   chaoskit suite run {suite} --fresh-cluster",
-        "# (this chaoskit validates a suite on a system folder but cannot deploy one yet)",
         f"name: {scalar(f.name)}",
         f"description: {json.dumps(f'{f.name} under Pod, node and control-plane faults')}",
         "seed: 1",
@@ -469,6 +518,33 @@ print(json.dumps({"checked": len(published), "violations": violations}))
 '''
 
 
+LOAD_TEXT = '''\
+"""A starter load for chaoskit, written by `chaoskit init`: users fetch / of the published
+Service the system file's load.target names. A connection that fails or a 5xx answer is a
+failed request; any other answer counts as served (a 404 still shows the Service serves).
+
+Make it your users' traffic, and call chaoskit.load.recorder.acknowledge(**fields) for each
+operation the system said it kept, for your invariants to check (docs/system-file.md in
+chaoskit). It runs under plain Locust too:
+    locust -f chaoskit-load/locustfile.py --headless -u 10 -r 5 -t 30s --host URL
+"""
+
+from locust import HttpUser, between, task
+
+
+class Visitor(HttpUser):
+    wait_time = between(0.2, 1.0)
+
+    @task
+    def front_page(self) -> None:
+        with self.client.get("/", catch_response=True) as answer:
+            if answer.status_code == 0 or answer.status_code >= 500:
+                answer.failure(f"answered {answer.status_code or answer.error}")
+            else:
+                answer.success()
+'''
+
+
 def workflow_text(suite: PurePosixPath) -> str:
     """A GitHub Actions workflow: chaoskit from its source tree, the suite on a fresh
     cluster, the report uploaded, the job failed when the suite failed."""
@@ -478,8 +554,7 @@ def workflow_text(suite: PurePosixPath) -> str:
 _WORKFLOW = """\
 # chaoskit in GitHub Actions, written by `chaoskit init`: runs the suite on a fresh kind
 # cluster, uploads its report whatever happens, and fails the job when a trial failed.
-# Adapt the lines marked `adapt`. This chaoskit validates a suite on a system folder but
-# cannot deploy one yet: until it can, the run step says so and the job fails.
+# Adapt the lines marked `adapt`.
 name: chaoskit
 
 on:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
+from chaoskit.documents import PLACEHOLDER
 from chaoskit.faults.selector import selector_problem
 from chaoskit.system.spec import (
     IMAGE,
@@ -45,6 +46,8 @@ NOT_MANIFESTS = ("kind.x-k8s.io/", "kustomize.config.k8s.io/")
 IMAGE_TAG = "dev"
 POD_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 VICTIM_KINDS = ("Deployment", "StatefulSet")
+LOADED_POLICIES = frozenset({"Never", "IfNotPresent"})
+"""Pull policies of an image loaded onto the nodes (``kind load``), not pulled each start."""
 
 DeployKind = Literal["kustomize", "helm", "manifests"]
 Obj = dict[str, Any]
@@ -57,7 +60,7 @@ class FoundImage:
     """Relative to the system folder (``.`` for the folder itself)."""
     dockerfile: str
     from_manifests: bool
-    """Whether the manifests use this name (else it is made up: they must be changed)."""
+    """Whether the manifests use this name (else ``tag`` holds :data:`PLACEHOLDER`)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ class Findings:
     """How it deploys and the folder (relative to ``folder``), or None if nothing does."""
     namespaces: tuple[str, ...]
     namespaces_found: bool
-    """False when the manifests name none (``namespaces`` is then the system's name)."""
+    """False when the manifests name none: ``namespaces`` is then :data:`PLACEHOLDER` (the
+    objects would land in kubectl's current namespace), or the system's name for a Helm
+    chart (its release's namespace)."""
     images: tuple[FoundImage, ...] = ()
     publish: tuple[FoundPort, ...] = ()
     locustfile: str | None = None
@@ -101,10 +106,18 @@ class Findings:
             kind, where = self.deploy
             noun = {"kustomize": "kustomization", "helm": "Helm chart", "manifests": "manifests"}
             lines.append(f"{noun[kind]} in {_shown(where)} -> deploy.{kind}")
-        origin = "from the manifests" if self.namespaces_found else "none found: the system's name"
+        origin = (
+            "from the manifests"
+            if self.namespaces_found
+            else "none found: the system's name"
+            if self.deploy is not None and self.deploy[0] == "helm"
+            else "none found: a placeholder"
+        )
         lines.append(f"namespaces: {', '.join(self.namespaces)} ({origin})")
         for image in self.images:
-            named = "the name the manifests use" if image.from_manifests else "a new name"
+            named = (
+                "the name the manifests use" if image.from_manifests else "a placeholder to name"
+            )
             path = _shown(image.context) + image.dockerfile
             lines.append(f"{path} -> image {image.tag} ({named})")
         for port in self.publish:
@@ -132,9 +145,11 @@ def scan(folder: Path, name: str) -> Findings:
     if not namespaces:
         namespaces = [name]
         if deploy is not None and deploy[0] != "helm":
+            namespaces = [PLACEHOLDER]
             notes.append(
                 f"the manifests set no namespace: kubectl would put them in its current one; "
-                f"set metadata.namespace (or kustomize's namespace:) to {name!r}"
+                f"give them one (metadata.namespace, or kustomize's namespace:) and put it "
+                f"where {PLACEHOLDER} stands"
             )
     default_namespace = own_namespace or namespaces[0]
     images, image_notes = _images(folder, listing, objects, name)
@@ -377,16 +392,20 @@ def _pod_spec(obj: Obj) -> Obj | None:
     return pod if isinstance(pod, dict) else None
 
 
-def _container_images(objects: list[Obj]) -> list[str]:
-    images: list[str] = []
+def _container_images(objects: list[Obj]) -> dict[str, set[str | None]]:
+    """Each image the objects' containers run (in the order met), with the
+    ``imagePullPolicy`` values its containers give (None where one gives none)."""
+    images: dict[str, set[str | None]] = {}
     for obj in objects:
         pod = _pod_spec(obj) or {}
         for key in ("initContainers", "containers"):
             containers = pod.get(key)
             for container in containers if isinstance(containers, list) else []:
-                image = container.get("image") if isinstance(container, dict) else None
-                if isinstance(image, str) and image not in images:
-                    images.append(image)
+                if not isinstance(container, dict):
+                    continue
+                image, policy = container.get("image"), container.get("imagePullPolicy")
+                if isinstance(image, str):
+                    images.setdefault(image, set()).add(policy if isinstance(policy, str) else None)
     return images
 
 
@@ -410,10 +429,13 @@ def _usable_tag(image: str) -> bool:
 def _images(
     folder: Path, listing: list[tuple[Path, frozenset[str]]], objects: list[Obj], name: str
 ) -> tuple[tuple[FoundImage, ...], list[str]]:
-    """An image per Dockerfile: named as the manifests' one image of the same repository
-    name when there is exactly one and it has a tag; else ``NAME/FOLDER:dev``."""
+    """An image per Dockerfile, named as the manifests' one image of the same repository
+    name (``api`` of ``acme/api:1``) when it has a tag; else, when one Dockerfile and one
+    image the manifests load onto the nodes (``imagePullPolicy`` Never or IfNotPresent) are
+    left, that image; else a :data:`PLACEHOLDER` name, which the system file refuses until
+    it is replaced."""
     used = _container_images(objects)
-    images: list[FoundImage] = []
+    found: list[tuple[str, str, str | None]] = []  # (context, component, image)
     notes: list[str] = []
     for where, files in listing:
         if "Dockerfile" not in files:
@@ -421,21 +443,33 @@ def _images(
         context = _relative(folder, where)
         component = label(where.name if context != "." else name, fallback=name)
         matching = [i for i in used if _repository_name(i) == component]
-        tag = f"{name}/{component}:{IMAGE_TAG}"
-        from_manifests = False
-        if len(matching) == 1 and _usable_tag(matching[0]):
-            tag, from_manifests = matching[0], True
-        elif len(matching) == 1:
+        image = matching[0] if len(matching) == 1 and _usable_tag(matching[0]) else None
+        if len(matching) == 1 and image is None:
             notes.append(
                 f"the manifests run {matching[0]!r}, which a built image cannot be loaded as "
-                f"(no tag, or :latest): image {tag} is named instead; use it there"
+                f"(no tag, or :latest): give it a tag there, and put it where {PLACEHOLDER} "
+                "stands"
             )
-        taken = {i.tag for i in images}
-        count = 2
-        while tag in taken:
-            tag = f"{name}/{component}-{count}:{IMAGE_TAG}"
-            count, from_manifests = count + 1, False
-        images.append(FoundImage(tag, context, "Dockerfile", from_manifests))
+        found.append((context, component, image))
+    taken = {image for _, _, image in found if image is not None}
+    unnamed = [i for i, (_, _, image) in enumerate(found) if image is None]
+    loaded = [
+        i
+        for i, policies in used.items()
+        if i not in taken and _usable_tag(i) and policies <= LOADED_POLICIES
+    ]
+    if len(unnamed) == 1 and len(loaded) == 1:
+        context, component, _ = found[unnamed[0]]
+        found[unnamed[0]] = (context, component, loaded[0])
+    images: list[FoundImage] = []
+    for context, component, image in found:
+        if image is not None and all(i.tag != image for i in images):
+            images.append(FoundImage(image, context, "Dockerfile", from_manifests=True))
+            continue
+        tag, count = f"{PLACEHOLDER}/{component}:{IMAGE_TAG}", 2
+        while any(i.tag == tag for i in images):
+            tag, count = f"{PLACEHOLDER}/{component}-{count}:{IMAGE_TAG}", count + 1
+        images.append(FoundImage(tag, context, "Dockerfile", from_manifests=False))
     return tuple(images), notes
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaoskit.documents import FieldReader, read_document
+from chaoskit.documents import FieldReader, read_document, refuse_placeholders
 from chaoskit.errors import InvalidInput
 from chaoskit.load.profiles import REQUEST_TIMEOUT_S
 from chaoskit.system.spec import SYSTEM_FILE, SystemSpec, load_system
@@ -197,6 +197,8 @@ def load_suite(path: Path) -> Suite:
     cluster_name = r.text("cluster.name", cluster.get("name", "chaoskit"), pattern=NAME)
     topology = r.text("topology", doc.get("topology", "ecommerce"))
     system = _system(r, topology) if is_system_path(topology) else None
+    # The system file's placeholders first: the suite's (pod-kill's namespace) follow them.
+    refuse_placeholders(path, doc)
     namespaces_raw = doc.get("namespaces", list(system.namespaces) if system else ["shop"])
     if not isinstance(namespaces_raw, list) or not namespaces_raw:
         raise r.fail("namespaces", "must be a non-empty list of namespaces")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from chaoskit.documents import FieldReader, read_document
+from chaoskit.documents import FieldReader, read_document, refuse_placeholders
 from chaoskit.errors import InvalidConfig
 
 SYSTEM_FILE = "chaoskit-system.yaml"
@@ -264,6 +264,7 @@ def load_system(path: Path) -> SystemSpec:
     version = doc["version"]
     if isinstance(version, bool) or not isinstance(version, int) or version != VERSION:
         raise r.fail("version", f"unsupported version {_shown(version)} (supported: {VERSION})")
+    refuse_placeholders(file, doc)
     doc = r.mapping("", doc, SYSTEM_FIELDS)
     for required in ("name", "namespaces", "deploy"):
         if required not in doc:

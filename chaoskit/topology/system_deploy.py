@@ -104,7 +104,7 @@ def check_system(
     published = published_urls(access, spec)
     api = new_client(access.kubeconfig, context=access.context or None)
     with progress.task(f"checking system {spec.name!r} is Ready"):
-        wait_workloads(api, spec, timeout)
+        wait_workloads(api, spec, timeout, absent_fails=True)
         left = max(1.0, timeout - (time.monotonic() - started))
         wait_published(published, left)
     return DeployedSystem(spec.name, published, time.monotonic() - started)
@@ -223,14 +223,25 @@ def read_workload(apps: client.AppsV1Api, workload: Workload) -> Any:
         raise
 
 
-def wait_workloads(api: client.ApiClient, spec: SystemSpec, timeout: float) -> None:
+def wait_workloads(
+    api: client.ApiClient, spec: SystemSpec, timeout: float, *, absent_fails: bool = False
+) -> None:
     """Until every wanted workload is Ready; else DeployFailed with the first one's name
-    and its pod's reason."""
+    and its pod's reason. With ``absent_fails`` (is it deployed already?), a system with no
+    workload, or without one it waits for, fails at once: nothing would make it appear."""
     apps = client.AppsV1Api(api)
     deadline = time.monotonic() + timeout
     while True:
         wanted = wanted_workloads(apps, spec)
         pending = [(w, read_workload(apps, w)) for w in wanted]
+        absent = [w for w, o in pending if o is None]
+        if absent_fails and (not wanted or absent):
+            what = (
+                f"{absent[0].namespace}/{absent[0].ref} does not exist"
+                if absent
+                else f"no workloads in {', '.join(spec.namespaces)}"
+            )
+            raise DeployFailed(f"system {spec.name!r} is not deployed: {what}")
         pending = [(w, o) for w, o in pending if o is None or not workload_ready(w.kind, o)]
         if wanted and not pending:
             return

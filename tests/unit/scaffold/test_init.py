@@ -7,6 +7,8 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import click
@@ -16,7 +18,8 @@ from click.testing import CliRunner
 
 from chaoskit.cli import cli
 from chaoskit.cluster.config import load_config
-from chaoskit.errors import OperationFailed
+from chaoskit.errors import InvalidConfig, OperationFailed
+from chaoskit.load.runner import LoadRun, LoadSpec
 from chaoskit.scaffold import files
 from chaoskit.scaffold.files import init_repository, scalar
 from chaoskit.suite.runner import check_suite
@@ -99,6 +102,11 @@ def shop(tmp_path: Path) -> Path:
     )
 
 
+def fill(path: Path, value: str) -> None:
+    """What a user does with init's placeholders: puts ``value`` where each stands."""
+    path.write_text(path.read_text().replace("CHANGE-ME", value))
+
+
 def run_init(*args: str) -> tuple[int, str, str]:
     return invoke("init", *args)
 
@@ -114,7 +122,7 @@ def test_init_writes_files_that_validate(shop: Path) -> None:
     assert "found: kustomization in deploy/ -> deploy.kustomize" in lines
     assert "found: namespaces: store (from the manifests)" in lines
     assert "found: api/Dockerfile -> image acme/api:1.2 (the name the manifests use)" in lines
-    assert "found: worker/Dockerfile -> image store-front/worker:dev (a new name)" in lines
+    assert "found: worker/Dockerfile -> image CHANGE-ME/worker:dev (a placeholder to name)" in lines
     assert "found: NodePort Service store/api on 30080 -> publish api" in lines
     assert "found: NodePort Service store/admin on 30081 -> publish admin-http" in lines
     assert "found: tests/load/locustfile.py -> load.locustfile" in lines
@@ -127,6 +135,18 @@ def test_init_writes_files_that_validate(shop: Path) -> None:
         f"next: edit {shlex.quote(str(shop / 'chaoskit-system.yaml'))}, then: chaoskit suite "
         f"validate {shlex.quote(str(suite_path))}"
     )
+
+    # No image of the manifests matches worker/: validate names the placeholder left there.
+    code, out, err = invoke("suite", "validate", str(suite_path))
+    assert (code, out) == (2, "") and len(err.strip().splitlines()) == 1
+    assert (
+        f"{shop / 'chaoskit-system.yaml'}: images[1].tag: 'CHANGE-ME/worker:dev' is a "
+        "placeholder chaoskit init wrote where it could not tell what goes here"
+    ) in err
+    system_file = shop / "chaoskit-system.yaml"
+    text = system_file.read_text()
+    assert "tag: CHANGE-ME/worker:dev # CHANGE-ME: the name:tag the manifests run for " in text
+    system_file.write_text(text.replace("CHANGE-ME", "store-front"))  # the user's edit
 
     suite = load_suite(suite_path)
     check_suite(suite)
@@ -158,6 +178,7 @@ def test_init_writes_files_that_validate(shop: Path) -> None:
 
 def test_the_example_check_answers_as_the_interface_says(shop: Path) -> None:
     run_init(str(shop))
+    fill(shop / "chaoskit-system.yaml", "store-front")
     system = load_system(shop)
     (invariant,) = system.invariants
     assert isinstance(invariant.check, CommandCheck)
@@ -227,8 +248,9 @@ def test_init_refuses_to_overwrite_and_force_replaces(shop: Path) -> None:
     assert listing(shop) == before and (shop / "chaoskit-suite.yaml").read_text() == "mine\n"
     code, _, _ = run_init(str(shop), "--force")
     assert code == 0
+    fill(shop / "chaoskit-system.yaml", "store-front")
     assert load_suite(shop / "chaoskit-suite.yaml").system is not None
-    assert not [p for p in listing(shop) if p.endswith(".tmp")]
+    assert not [p for p in listing(shop) if ".tmp" in p]
 
 
 def test_nothing_is_half_written(shop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -296,6 +318,7 @@ def test_init_defaults_to_the_current_directory(
     assert "next: edit chaoskit-system.yaml, then: chaoskit suite validate chaoskit-suite.yaml" in (
         result.output
     )
+    fill(shop / "chaoskit-system.yaml", "store-front")
     assert load_suite(shop / "chaoskit-suite.yaml").system is not None
 
 
@@ -314,11 +337,21 @@ def test_a_helm_chart_and_no_namespace(tmp_path: Path) -> None:
     assert "found: namespaces: charted (none found: the system's name)" in out
     assert "note: the chart's templates are not rendered" in out
     assert "pod-kill's selector in the suite is a placeholder" in out
+    assert "found: ./Dockerfile -> image CHANGE-ME/charted:dev (a placeholder to name)" in out
+    fill(repo / "chaoskit-system.yaml", "acme")
+    with pytest.raises(InvalidConfig) as left:  # the suite's own placeholder
+        load_suite(repo / "chaoskit-suite.yaml")
+    assert left.value.file == str(repo / "chaoskit-suite.yaml")
+    assert (left.value.field, left.value.reason.split(" is ")[0]) == (
+        "experiments[0].vars.selector",
+        "'app=CHANGE-ME'",
+    )
+    fill(repo / "chaoskit-suite.yaml", "web")
     suite = load_suite(repo / "chaoskit-suite.yaml")
     assert suite.system is not None
-    assert [i.tag for i in suite.system.images] == ["charted/charted:dev"]
+    assert [i.tag for i in suite.system.images] == ["acme/charted:dev"]
     assert suite.system.publish == () and suite.system.load is None and suite.load is None
-    assert suite.experiments[0].variables["selector"] == "app=CHANGE-ME"
+    assert suite.experiments[0].variables["selector"] == "app=web"
     assert {s["kind"] for s in suite.slos} == {"recovery_s"}  # no load, no error rate
     check_suite(suite)
 
@@ -336,8 +369,13 @@ def test_a_folder_of_manifests_that_names_no_namespace(tmp_path: Path) -> None:
     code, out, _ = run_init(str(repo))
     assert code == 0
     assert "found: manifests in k8s/ -> deploy.manifests" in out
+    assert "found: namespaces: CHANGE-ME (none found: a placeholder)" in out
     assert "note: the manifests set no namespace" in out
     assert "note: the manifests run 'plain/web:latest', which a built image cannot be" in out
+    code, _, err = invoke("suite", "validate", str(repo / "chaoskit-suite.yaml"))
+    assert code == 2 and f"{repo / 'chaoskit-system.yaml'}: namespaces[0]: 'CHANGE-ME'" in err
+    fill(repo / "chaoskit-system.yaml", "plain")
+    fill(repo / "chaoskit-suite.yaml", "plain")
     system = load_system(repo)
     assert system.namespaces == ("plain",)
     assert [i.tag for i in system.images] == ["plain/web:dev"]
@@ -364,3 +402,105 @@ def test_kubernetes_own_namespaces_are_not_the_systems(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["k8s/", ".", "yes", "on", "123", "a b", "x: y", "#c", "..."])
 def test_scalars_read_back_as_the_same_string(text: str) -> None:
     assert yaml.safe_load(f"key: {scalar(text)}") == {"key": text}
+
+
+def _web_and_cache(policy: str) -> dict[str, str]:
+    """A repository whose Dockerfile's folder (app/) is not named as its image (web)."""
+    pull = f", imagePullPolicy: {policy}" if policy else ""
+    return {
+        "app/Dockerfile": "FROM scratch\n",
+        "deploy/kustomization.yaml": "namespace: shop\nresources: [web.yaml]\n",
+        "deploy/web.yaml": APP.replace(
+            "containers: [{name: api, image: acme/api:1.2}]",
+            f"containers: [{{name: web, image: acme/web:1{pull}}}, "
+            "{name: cache, image: redis:7}]",
+        ),
+    }
+
+
+@pytest.mark.parametrize("policy", ["Never", "IfNotPresent"])
+def test_one_dockerfile_builds_the_one_image_the_manifests_load_onto_the_nodes(
+    tmp_path: Path, policy: str
+) -> None:
+    repo = write_tree(tmp_path / "r", _web_and_cache(policy))
+    code, out, _ = run_init(str(repo))
+    assert code == 0
+    assert "found: app/Dockerfile -> image acme/web:1 (the name the manifests use)" in out
+    assert [(i.tag, i.context.name) for i in load_system(repo).images] == [("acme/web:1", "app")]
+
+
+def test_an_image_pulled_from_a_registry_is_not_taken_for_the_dockerfiles(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "r", _web_and_cache(""))
+    code, out, _ = run_init(str(repo))
+    assert code == 0
+    assert "found: app/Dockerfile -> image CHANGE-ME/app:dev (a placeholder to name)" in out
+    code, _, err = invoke("suite", "validate", str(repo / "chaoskit-suite.yaml"))
+    assert code == 2 and ": images[0].tag: 'CHANGE-ME/app:dev' is a placeholder" in err
+
+
+class _Site(ThreadingHTTPServer):
+    """Answers every GET with ``status``."""
+
+    daemon_threads = True
+
+    def __init__(self, status: int) -> None:
+        super().__init__(("127.0.0.1", 0), _SiteHandler)
+        self.status = status
+        self.paths: list[str] = []
+
+
+class _SiteHandler(BaseHTTPRequestHandler):
+    server: _Site
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.mark.parametrize(("status", "fails"), [(200, False), (404, False), (503, True)])
+def test_the_starter_load_init_writes_runs_and_fails_only_on_errors(
+    shop: Path, tmp_path: Path, status: int, fails: bool
+) -> None:
+    """Without a locustfile.py and with a published Service, init writes its own: it runs
+    headless under chaoskit's runner (its recorder beside it) against a real server."""
+    (shop / "tests/load/locustfile.py").unlink()
+    code, out, _ = run_init(str(shop))
+    assert code == 0 and f"wrote: {shop / 'chaoskit-load/locustfile.py'}" in out
+    fill(shop / "chaoskit-system.yaml", "store-front")
+    system = load_system(shop)
+    assert system.load is not None and system.load.locustfile is not None
+    assert system.load.locustfile == (shop / "chaoskit-load/locustfile.py").resolve()
+    site = _Site(status)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        spec = LoadSpec(
+            profile=system.load.locustfile,
+            host=f"http://127.0.0.1:{site.server_address[1]}",
+            duration=2, out_dir=tmp_path / "out", users=2, spawn_rate=2, run_id="starter",
+        )  # fmt: skip
+        result = LoadRun(spec).start().wait()
+    finally:
+        site.shutdown()
+        site.server_close()
+    total = result.stats.total
+    # Each request the load made is a GET /, besides the runner's reachability check.
+    assert total.requests > 0 and site.paths.count("/products") == 1
+    assert {p for p in site.paths if p != "/products"} == {"/"}
+    assert (total.failures == total.requests) if fails else total.failures == 0
+
+
+def test_no_starter_load_without_a_published_service(tmp_path: Path) -> None:
+    repo = write_tree(
+        tmp_path / "r", {"k8s/app.yaml": APP.replace("type: NodePort", "type: ClusterIP")}
+    )
+    assert run_init(str(repo))[0] == 0
+    assert not (repo / "chaoskit-load").exists()
+    assert "# The traffic a suite runs through every trial (no locustfile.py found)" in (
+        (repo / "chaoskit-system.yaml").read_text()
+    )

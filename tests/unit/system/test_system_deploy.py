@@ -15,7 +15,7 @@ from chaoskit.cluster.access import ClusterAccess
 from chaoskit.errors import ClusterFailed, InvalidConfig
 from chaoskit.progress import LogProgress
 from chaoskit.settings import Settings
-from chaoskit.system.spec import HelmDeploy, ManifestsDeploy, load_system
+from chaoskit.system.spec import HelmDeploy, ManifestsDeploy, Workload, load_system
 from chaoskit.topology import deploy, system_deploy
 
 KVSTORE = Path(__file__).parent / "fixtures" / "kvstore"
@@ -116,7 +116,9 @@ def test_the_system_check_waits_for_its_workloads_then_its_urls(
     seen: list[Any] = []
     monkeypatch.setattr(system_deploy, "new_client", lambda *a, **k: "api")
     monkeypatch.setattr(
-        system_deploy, "wait_workloads", lambda api, s, timeout: seen.append(("workloads", api))
+        system_deploy,
+        "wait_workloads",
+        lambda api, s, timeout, absent_fails: seen.append(("workloads", api, absent_fails)),
     )
     monkeypatch.setattr(
         system_deploy, "wait_published", lambda urls, timeout: seen.append(("urls", urls))
@@ -125,4 +127,24 @@ def test_the_system_check_waits_for_its_workloads_then_its_urls(
     monkeypatch.setattr(ClusterAccess, "host_port", lambda self, port: 41234)
     checked = system_deploy.check_system(access, spec, progress=LogProgress(), timeout=30)
     assert checked.published == {"entry": "http://127.0.0.1:41234"}
-    assert seen == [("workloads", "api"), ("urls", {"entry": "http://127.0.0.1:41234"})]
+    assert seen == [("workloads", "api", True), ("urls", {"entry": "http://127.0.0.1:41234"})]
+
+
+@pytest.mark.parametrize(
+    ("found", "reason"),
+    [([], "no workloads in kv"), (["kv-store"], "kv/statefulset/kv-store does not exist")],
+)
+def test_a_system_not_deployed_fails_its_check_at_once(
+    monkeypatch: pytest.MonkeyPatch, found: list[str], reason: str
+) -> None:
+    """A suite run asks first whether its system is deployed: when it is not, it is
+    deployed at once, not after the check's whole timeout."""
+    spec = load_system(KVSTORE)
+    wanted = [Workload("kv", "StatefulSet", name) for name in found]
+    monkeypatch.setattr(system_deploy, "wanted_workloads", lambda apps, s: wanted)
+    monkeypatch.setattr(system_deploy, "read_workload", lambda apps, w: None)
+    with pytest.raises(deploy.DeployFailed, match=f"system 'kvstore' is not deployed: {reason}"):
+        system_deploy.wait_workloads(cast(Any, None), spec, 30, absent_fails=True)
+    # Waiting after an apply still waits (for a workload an operator makes, say).
+    with pytest.raises(deploy.DeployFailed, match="after 0 s"):
+        system_deploy.wait_workloads(cast(Any, None), spec, 0.01, absent_fails=False)
