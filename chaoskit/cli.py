@@ -164,23 +164,23 @@ def cluster_up(
     ctx: click.Context, name: str | None, config: Path, source: str, timeout: float
 ) -> None:
     """Create a kind cluster and wait until it is Ready."""
+    from chaoskit import provision
     from chaoskit.cluster import lifecycle
     from chaoskit.cluster.config import load_config
 
     settings = _settings(ctx)
     checked = load_config(config)
-    cluster_name = lifecycle.resolve_name(name, checked)
-    progress = _progress()
-    images = build_images(settings, source=_source(source), progress=progress)
-    info, health = lifecycle.up(
+    made = provision.provide_cluster(
         settings,
-        _kind(settings),
         checked,
-        name=cluster_name,
-        image=images.node,
-        progress=progress,
+        name=lifecycle.resolve_name(name, checked),
+        mode=provision.NEW,
+        progress=_progress(),
+        source=_source(source),
         timeout=timeout,
     )
+    info, health = made.info, made.health
+    assert health is not None  # made now: its health was waited for
     click.echo(f"cluster {info.name!r} is Ready ({info.create_seconds:.0f} s)")
     for node in health.nodes:
         click.echo(f"  {node.name:32} {node.role:14} {node.kubelet_version:9} {node.internal_ip}")
@@ -354,56 +354,36 @@ def deploy_cmd(
 ) -> None:
     """Deploy a topology, wait until it is Ready and an order flows end to end; or deploy
     SYSTEM, a folder with a chaoskit-system.yaml (docs/system-file.md)."""
+    from chaoskit import provision
     from chaoskit.cluster.access import access
-    from chaoskit.suite.spec import is_system_path
-    from chaoskit.topology import deploy
+    from chaoskit.system.spec import is_system_path, load_system
     from chaoskit.topology.catalog import find_topology
 
     settings = _settings(ctx)
     if system is None and is_system_path(topology):
         system = Path(topology)
-    if system is not None:
-        _deploy_system(settings, system, name, check=check, timeout=timeout)
+    target = load_system(system) if system is not None else find_topology(topology)
+    on = provision.provide_deployment(
+        settings,
+        access(settings, name),
+        target,
+        mode=provision.CHECK if check else provision.DEPLOY,
+        progress=_progress(),
+        timeout=timeout,
+    )
+    if on.is_system:
+        if check:
+            click.echo(f"system {on.name!r} on cluster {name!r} is Ready")
+        else:
+            click.echo(f"system {on.name!r} deployed on cluster {name!r} in {on.seconds:.0f} s")
+        for publish, url in on.published.items():
+            click.echo(f"  {publish}: {url}")
         return
-    topo = find_topology(topology)
-    cluster_access = access(settings, name)
-    progress = _progress()
-    timeout = 600 if timeout is None else timeout
-    if check:
-        result = deploy.check(cluster_access, topo, progress=progress, timeout=timeout)
-    else:
-        result = deploy.deploy(settings, cluster_access, topo, progress=progress, timeout=timeout)
-    verb = "serves" if check else f"deployed in {result.seconds:.0f} s and serves"
-    click.echo(f"topology {topo.name!r} on cluster {name!r} {verb}")
-    click.echo(f"  shop (ingress): {result.endpoints.ingress}")
-    click.echo(f"  prometheus:     {result.endpoints.prometheus}")
-    click.echo(f"  end-to-end order: {result.order_id}")
-
-
-def _deploy_system(
-    settings: Settings, path: Path, name: str, *, check: bool, timeout: float | None
-) -> None:
-    from chaoskit.cluster.access import access
-    from chaoskit.cluster.kubeclient import new_client
-    from chaoskit.system.spec import load_system
-    from chaoskit.topology import system_deploy
-
-    spec = load_system(path)
-    cluster_access = access(settings, name)
-    if check:
-        published = system_deploy.published_urls(cluster_access, spec)
-        api = new_client(cluster_access.kubeconfig, context=cluster_access.context or None)
-        wait = timeout if timeout is not None else spec.wait.timeout
-        system_deploy.wait_workloads(api, spec, wait)
-        click.echo(f"system {spec.name!r} on cluster {name!r} is Ready")
-    else:
-        result = system_deploy.deploy_system(
-            settings, cluster_access, spec, progress=_progress(), timeout=timeout
-        )
-        published = result.published
-        click.echo(f"system {spec.name!r} deployed on cluster {name!r} in {result.seconds:.0f} s")
-    for publish, url in published.items():
-        click.echo(f"  {publish}: {url}")
+    verb = "serves" if check else f"deployed in {on.seconds:.0f} s and serves"
+    click.echo(f"topology {on.name!r} on cluster {name!r} {verb}")
+    click.echo(f"  shop (ingress): {on.ingress}")
+    click.echo(f"  prometheus:     {on.prometheus}")
+    click.echo(f"  end-to-end order: {on.order_id}")
 
 
 # ---- load

@@ -11,9 +11,15 @@ invalid is a collection error naming the file, the field and the reason.
 The session's cluster and topology are fixtures that users' own tests may ask for too:
 ``chaoskit_cluster`` (reused with ``--chaoskit-cluster NAME``, else created from
 ``--chaoskit-config`` and deleted at the end unless ``--chaoskit-keep``) and
-``chaoskit_topology`` (deployed unless ``--no-chaoskit-deploy``). Both are made on first
-use only: a run that collects no experiment and asks for neither fixture loads nothing of
-chaoskit beyond this module and changes nothing.
+``chaoskit_topology`` (deployed unless ``--no-chaoskit-deploy``). ``--chaoskit-topology``
+may name a system folder instead of a topology (``./my-system``, with its
+``chaoskit-system.yaml``, as a suite's ``topology:`` does): the session keeps it when it is
+Ready and serving, deploys it otherwise, runs experiments in its namespaces unless
+``--chaoskit-namespace`` says otherwise, and gives tests the fixture ``chaoskit_system``
+(published URLs, namespaces, its invariant checks). Cluster and deployment go through
+:mod:`chaoskit.provision`, as ``chaoskit cluster up``/``deploy`` and ``suite run`` do.
+All are made on first use only: a run that collects no experiment and asks for no fixture
+loads nothing of chaoskit beyond this module and changes nothing.
 
 Every option has an ini key of the same name with underscores (``chaoskit_cluster``, ...,
 ``chaoskit_vars`` and ``chaoskit_namespaces`` as space-separated lists); a command-line
@@ -49,6 +55,10 @@ if TYPE_CHECKING:
 
     from chaoskit.ctk.experiment import RunOutcome
     from chaoskit.settings import Settings
+    from chaoskit.system.checks import CheckOutcome
+    from chaoskit.system.invariants import Phase
+    from chaoskit.system.spec import SystemSpec
+    from chaoskit.topology.catalog import Topology
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +101,14 @@ class Options:
     variables: Mapping[str, str] = field(default_factory=dict)
     """Configuration keys set in every experiment that has them."""
     deploy: bool = True
-    """Deploy the topology before the first experiment (and for ``chaoskit_topology``)."""
+    """Deploy the topology (or system) before the first experiment (and for the fixtures
+    ``chaoskit_topology`` and ``chaoskit_system``)."""
     topology: str = DEFAULT_TOPOLOGY
+    """A topology's name, or the path of a system folder as given."""
+    system: Path | None = None
+    """The system folder (or file) ``topology`` names, resolved; None: a topology's name."""
+    topology_option: str = "--chaoskit-topology"
+    """Where ``topology`` was given: the option or the ini key, for error messages."""
     out: Path | None = None
     """Folder of the result files; None: ``chaoskit`` under pytest's base temp folder."""
     kubeconfig: Path | None = None
@@ -125,6 +141,23 @@ def _ini_path(config: pytest.Config, name: str) -> Path | None:
 
 def _cli_path(config: pytest.Config, value: str | None) -> Path | None:
     return None if value is None else config.invocation_params.dir / value
+
+
+def _topology(config: pytest.Config) -> tuple[str, str, Path | None]:
+    """(the topology as given, where it was given, the system path it names or None). A path
+    on the command line is relative to the invocation folder, in the ini file to its folder
+    (as ``paths`` ini keys are)."""
+    given: str = config.option.chaoskit_topology or ""
+    option, base = "--chaoskit-topology", config.invocation_params.dir
+    if not given:
+        given = config.getini("chaoskit_topology") or ""
+        option = "chaoskit_topology (ini)"
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+    if not given:
+        return DEFAULT_TOPOLOGY, "--chaoskit-topology", None
+    from chaoskit.system.spec import is_system_path
+
+    return given, option, base / Path(given).expanduser() if is_system_path(given) else None
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -164,6 +197,7 @@ def read_options(config: pytest.Config) -> Options:
         raise pytest.UsageError(
             "--chaoskit-cluster: give it or --chaoskit-kubeconfig/--chaoskit-context, not both"
         )
+    topology, topology_option, system = _topology(config)
     return Options(
         cluster=cluster,
         config=kind_config,
@@ -172,7 +206,9 @@ def read_options(config: pytest.Config) -> Options:
         namespaces=tuple(dict.fromkeys(n.strip() for n in namespaces if n.strip())),
         variables=variables,
         deploy=bool(deploy),
-        topology=opt.chaoskit_topology or config.getini("chaoskit_topology") or DEFAULT_TOPOLOGY,
+        topology=topology,
+        system=system,
+        topology_option=topology_option,
         out=_cli_path(config, opt.chaoskit_out) or _ini_path(config, "chaoskit_out"),
         kubeconfig=kubeconfig,
         context=context,
@@ -240,9 +276,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--chaoskit-topology",
-        metavar="NAME",
+        metavar="NAME|PATH",
         default=None,
-        help=f"Topology to deploy (default: {DEFAULT_TOPOLOGY}).",
+        help=f"Topology to deploy (default: {DEFAULT_TOPOLOGY}), or the path of a system "
+        "folder (./my-system, with its chaoskit-system.yaml): deployed unless it is Ready "
+        "and serving already; fixture chaoskit_system.",
     )
     group.addoption(
         "--chaoskit-out",
@@ -319,6 +357,73 @@ class ChaoskitTopology:
     """True if this session deployed it; False with --no-chaoskit-deploy."""
 
 
+@dataclass(frozen=True)
+class ChaoskitSystem:
+    """The system folder on the session's cluster (fixture ``chaoskit_system``), given as
+    ``--chaoskit-topology ./FOLDER``."""
+
+    name: str
+    namespaces: tuple[str, ...]
+    cluster: ChaoskitCluster
+    published: dict[str, str]
+    """``http://127.0.0.1:PORT`` of each published Service, by its publish name."""
+    spec: SystemSpec
+    """The checked system file (``spec.folder``, ``spec.invariants``, ...)."""
+    deployed: bool
+    """True if this session deployed it; False if it was Ready and serving already, or
+    with --no-chaoskit-deploy."""
+    since: float = field(default_factory=time.time)
+    """When the session had it serving: the default start of the invariants' window."""
+
+    def check_invariants(
+        self,
+        *,
+        phase: Phase = "after",
+        since: float | None = None,
+        acknowledged: Path | None = None,
+    ) -> list[CheckOutcome]:
+        """Runs the system file's invariant checks now, as a suite runs them around a trial
+        (each in a process of its own, under its timeout), given the published URLs, the
+        cluster's kubeconfig and the window from ``since`` (default: :attr:`since`) to now;
+        an outcome per check, none raising."""
+        from chaoskit.system.checks import run_checks
+        from chaoskit.system.invariants import InvariantInput, Window
+
+        now = time.time()
+        if phase == "before":  # as around a trial: both ends are its start
+            start = now if since is None else since
+            window = Window(start, start)
+        else:
+            window = Window(min(now, self.since if since is None else since), now)
+        given = InvariantInput(
+            phase=phase,
+            window=window,
+            published=dict(self.published),
+            acknowledged=acknowledged,
+            kubeconfig=self.cluster.kubeconfig,
+        )
+        return run_checks(self.spec.invariants, given, folder=self.spec.folder)
+
+    def assert_invariants(
+        self,
+        *,
+        phase: Phase = "after",
+        since: float | None = None,
+        acknowledged: Path | None = None,
+    ) -> list[CheckOutcome]:
+        """:meth:`check_invariants`, failing the test (one line per check that found a
+        violation or errored) unless every check passed; the outcomes otherwise."""
+        outcomes = self.check_invariants(phase=phase, since=since, acknowledged=acknowledged)
+        failed = [o.summary() for o in outcomes if o.errored or o.violated]
+        if failed:
+            pytest.fail(
+                f"system {self.name!r}: invariants ({phase}) did not hold:\n"
+                + "\n".join(f"  {line}" for line in failed),
+                pytrace=False,
+            )
+        return outcomes
+
+
 # --------------------------------------------------------------------------- the session
 
 
@@ -367,7 +472,8 @@ class ChaoskitSession:
         self.collection_failed = False
         self.results: list[Path] = []
         self._cluster: ChaoskitCluster | None = None
-        self._topology: ChaoskitTopology | None = None
+        self._target: Topology | SystemSpec | None = None
+        self._deployment: ChaoskitTopology | ChaoskitSystem | None = None
         self._failures: dict[str, BaseException] = {}
         self._out: Path | None = None
 
@@ -376,11 +482,50 @@ class ChaoskitSession:
             self._cluster = self._once("cluster", self._make_cluster)
         return self._cluster
 
-    def topology(self) -> ChaoskitTopology:
-        if self._topology is None:
+    def target(self) -> Topology | SystemSpec:
+        """The topology, or the checked system file, that ``--chaoskit-topology`` names
+        (read before any cluster is made: a bad file costs no cluster)."""
+        if self._target is None:
+            self._target = self._once("target", self._find_target)
+        return self._target
+
+    def deployment(self) -> ChaoskitTopology | ChaoskitSystem:
+        """The topology or system on the session's cluster, deployed as the options say."""
+        if self._deployment is None:
+            target = self.target()
             cluster = self.cluster()
-            self._topology = self._once("topology", lambda: self._make_topology(cluster))
-        return self._topology
+            self._deployment = self._once("deployment", lambda: self._deploy(cluster, target))
+        return self._deployment
+
+    def topology(self) -> ChaoskitTopology:
+        if self.options.system is not None:
+            raise _one_line(
+                f"{self.options.topology_option} {self.options.topology}: the session's "
+                "topology is a system folder: ask for chaoskit_system, not chaoskit_topology"
+            )
+        deployment = self.deployment()
+        assert isinstance(deployment, ChaoskitTopology)  # a topology's name makes one
+        return deployment
+
+    def system(self) -> ChaoskitSystem:
+        if self.options.system is None:
+            raise _one_line(
+                "chaoskit_system: the session has no system folder: give --chaoskit-topology "
+                "./FOLDER (or the ini key chaoskit_topology), a folder with chaoskit-system.yaml"
+            )
+        deployment = self.deployment()
+        assert isinstance(deployment, ChaoskitSystem)  # options.system makes one
+        return deployment
+
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespaces of every run: ``--chaoskit-namespace``, else a system's own, else
+        none (each experiment's own ``chaoskit_namespaces``)."""
+        from chaoskit.system.spec import SystemSpec
+
+        if self.options.namespaces or self.options.system is None:
+            return self.options.namespaces
+        target = self.target()
+        return target.namespaces if isinstance(target, SystemSpec) else ()
 
     def _once(self, what: str, make: Callable[[], T]) -> T:
         """``make()``; once it failed, every later call fails the same way without a retry
@@ -401,11 +546,9 @@ class ChaoskitSession:
         raise error  # outside the handler: no chained traceback
 
     def _make_cluster(self) -> ChaoskitCluster:
+        from chaoskit import provision
         from chaoskit.cluster import lifecycle
         from chaoskit.cluster.config import load_config
-        from chaoskit.cluster.kind import Kind
-        from chaoskit.engine.docker import ensure_engine
-        from chaoskit.images.factory import build_all, kind_binary
         from chaoskit.settings import Settings
 
         settings = Settings.from_env()
@@ -424,26 +567,22 @@ class ChaoskitSession:
 
         checked = load_config(self.options.config)
         name = SESSION_CLUSTER
-        with self.progress.task("Docker engine"):
-            ensure_engine(settings.log_dir / "engine")
-        images = build_all(settings, source="auto", progress=self.progress)
-        kind = Kind.find(kind_binary(settings))
-        if name in kind.clusters():
+        try:
+            made = provision.provide_cluster(
+                settings,
+                checked,
+                name=name,
+                mode=provision.NEW,
+                progress=self.progress,
+                timeout=TIMEOUT,
+            )
+        except lifecycle.ClusterExists:
             raise InvalidInput(
                 f"a kind cluster named {name!r} exists already (kept by an earlier session?): "
                 f"reuse it with --chaoskit-cluster {name}, or delete it with "
                 f"'chaoskit cluster down --name {name}'"
-            )
-        info, _ = lifecycle.up(
-            settings,
-            kind,
-            checked,
-            name=name,
-            image=images.node,
-            progress=self.progress,
-            timeout=TIMEOUT,
-        )
-        return ChaoskitCluster(name, Path(info.kubeconfig), created=True)
+            ) from None
+        return ChaoskitCluster(name, Path(made.info.kubeconfig), created=True)
 
     def _reach_cluster(self, settings: Settings) -> ChaoskitCluster:
         """The cluster --chaoskit-kubeconfig/--chaoskit-context name, checked as
@@ -465,36 +604,69 @@ class ChaoskitSession:
             managed=target.managed,
         )
 
-    def _make_topology(self, cluster: ChaoskitCluster) -> ChaoskitTopology:
-        from chaoskit.cluster.access import access
-        from chaoskit.settings import Settings
-        from chaoskit.topology import deploy
+    def _find_target(self) -> Topology | SystemSpec:
+        from chaoskit.system.spec import load_system
         from chaoskit.topology.catalog import find_topology
 
+        options = self.options
+        if options.system is None:
+            return find_topology(options.topology)
+        if not options.system.exists():
+            raise InvalidInput(
+                f"{options.topology_option} {options.topology}: no such system folder: "
+                f"{options.system}"
+            )
+        return load_system(options.system)  # names the system file, the field, the reason
+
+    def _deploy(
+        self, cluster: ChaoskitCluster, target: Topology | SystemSpec
+    ) -> ChaoskitTopology | ChaoskitSystem:
+        from chaoskit import provision
+        from chaoskit.cluster.access import access
+        from chaoskit.settings import Settings
+        from chaoskit.topology.catalog import Topology
+
+        is_topology = isinstance(target, Topology)
         if not cluster.managed:
             # Deploying loads images with kind, and the URLs are kind's host ports.
+            what = "topology" if is_topology else "system"
             raise InvalidInput(
-                f"--chaoskit-allow-context {cluster.context}: the topology is deployed and "
+                f"--chaoskit-allow-context {cluster.context}: the {what} is deployed and "
                 "reached only on chaoskit's own kind clusters: give --no-chaoskit-deploy "
-                "(it must be there already) and do not ask for chaoskit_topology"
+                f"(it must be there already) and do not ask for chaoskit_{what}"
             )
         settings = Settings.from_env()
-        topo = find_topology(self.options.topology)
-        cluster_access = access(settings, cluster.name)
-        if self.options.deploy:
-            result = deploy.deploy(
-                settings, cluster_access, topo, progress=self.progress, timeout=TIMEOUT
-            )
-            urls = result.endpoints
+        if not self.options.deploy:
+            mode = provision.REACH
         else:
-            urls = deploy.endpoints(cluster_access, topo)
-        return ChaoskitTopology(
-            name=topo.name,
-            namespace=topo.namespace,
+            # A system serving already is kept; the topology is applied again, as always.
+            mode = provision.DEPLOY if is_topology else provision.KEEP
+        on = provision.provide_deployment(
+            settings,
+            access(settings, cluster.name),
+            target,
+            mode=mode,
+            progress=self.progress,
+            timeout=TIMEOUT if is_topology else None,
+        )
+        if isinstance(target, Topology):
+            return ChaoskitTopology(
+                name=target.name,
+                namespace=target.namespace,
+                cluster=cluster,
+                ingress=on.ingress,
+                prometheus=on.published["prometheus"],
+                deployed=on.applied,
+            )
+        if not on.applied and self.options.deploy:
+            self.progress.note(f"system {target.name!r} is Ready and serving: kept")
+        return ChaoskitSystem(
+            name=target.name,
+            namespaces=target.namespaces,
             cluster=cluster,
-            ingress=urls.ingress,
-            prometheus=urls.prometheus,
-            deployed=self.options.deploy,
+            published=dict(on.published),
+            spec=target,
+            deployed=on.applied,
         )
 
     def out_dir(self) -> Path:
@@ -527,17 +699,18 @@ class ChaoskitSession:
         cluster = self._cluster
         if cluster is None or not cluster.created or self.options.keep:
             return
-        from chaoskit.cluster import lifecycle
-        from chaoskit.cluster.kind import Kind
-        from chaoskit.images.factory import kind_binary
+        from chaoskit import provision
         from chaoskit.settings import Settings
 
-        settings = Settings.from_env()
         try:
-            with self.progress.task(f"deleting cluster {cluster.name!r}"):
-                lifecycle.down(settings, Kind.find(kind_binary(settings)), cluster.name)
+            provision.delete_cluster(Settings.from_env(), cluster.name, progress=self.progress)
         except ChaoskitError as e:
             self.progress.note(f"could not delete cluster {cluster.name!r}: {e}")
+
+
+def _one_line(message: str) -> BaseException:
+    """A failure of a fixture or item shown as ``chaoskit: MESSAGE``, no traceback."""
+    return pytest.fail.Exception(f"chaoskit: {message}", pytrace=False)
 
 
 _SESSION = pytest.StashKey[ChaoskitSession]()
@@ -587,6 +760,15 @@ def chaoskit_topology(pytestconfig: pytest.Config) -> ChaoskitTopology:
     """The topology on the session's cluster, deployed and serving (unless
     ``--no-chaoskit-deploy``, which assumes it is there already)."""
     return _session(pytestconfig).topology()
+
+
+@pytest.fixture(scope="session")
+def chaoskit_system(pytestconfig: pytest.Config) -> ChaoskitSystem:
+    """The system folder that ``--chaoskit-topology ./FOLDER`` names, on the session's
+    cluster: kept when it is Ready and serving, deployed otherwise (``--no-chaoskit-deploy``:
+    assumed there). Its published URLs, namespaces, and its invariant checks
+    (``check_invariants()``, ``assert_invariants()``)."""
+    return _session(pytestconfig).system()
 
 
 # --------------------------------------------------------------------------- collection
@@ -729,9 +911,11 @@ class ExperimentItem(pytest.Item):
 
     def setup(self) -> None:
         chaoskit = _session(self.config)
+        if chaoskit.options.system is not None:
+            chaoskit.target()  # a bad system file before any cluster is made
         chaoskit.cluster()
         if chaoskit.options.deploy:
-            chaoskit.topology()
+            chaoskit.deployment()
 
     def runtest(self) -> None:
         from chaoskit.ctk.experiment import run_experiment_file
@@ -748,7 +932,7 @@ class ExperimentItem(pytest.Item):
                 kubeconfig=options.kubeconfig,
                 context=options.context,
                 allow_context=options.allow_context,
-                namespaces=options.namespaces,
+                namespaces=chaoskit.namespaces(),
                 seed=options.seed,
                 variables={
                     k: v for k, v in options.variables.items() if k in self.configuration_keys

@@ -72,6 +72,17 @@ class ClusterInfo:
     create_seconds: float
 
 
+class ClusterExists(InvalidInput):
+    """A kind cluster of the name to make is there already."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"a kind cluster named {name!r} exists already: "
+            f"use it, or remove it with 'chaoskit cluster down --name {name}'"
+        )
+
+
 def check_name(name: str) -> str:
     if not valid_name(name):
         raise InvalidInput(
@@ -94,12 +105,10 @@ def up(
     progress: Progress,
     timeout: float = 600,
 ) -> tuple[ClusterInfo, ClusterHealth]:
-    """Creates cluster ``name`` from ``config`` and waits until it is Ready."""
+    """Creates cluster ``name`` from ``config`` and waits until it is Ready; ClusterExists
+    if a kind cluster of that name is there already."""
     if name in kind.clusters():
-        raise InvalidInput(
-            f"a kind cluster named {name!r} exists already: "
-            f"use it, or remove it with 'chaoskit cluster down --name {name}'"
-        )
+        raise ClusterExists(name)
     cdir = ClusterDir.of(settings, name)
     if cdir.root.exists():
         shutil.rmtree(cdir.root)  # left from a cluster deleted behind chaoskit's back

@@ -20,17 +20,14 @@ from typing import Any
 
 from kubernetes import client
 
+from chaoskit import provision
 from chaoskit.agent import install as agent_install
-from chaoskit.cluster import lifecycle
 from chaoskit.cluster.access import ClusterAccess, access
 from chaoskit.cluster.config import load_config
 from chaoskit.cluster.health import api_client
-from chaoskit.cluster.kind import Kind
 from chaoskit.ctk.experiment import check_experiment, load_experiment
-from chaoskit.engine.docker import ensure_engine
 from chaoskit.errors import ChaoskitError, InvalidConfig
 from chaoskit.faults.signals import remembering_stops
-from chaoskit.images.factory import build_all, kind_binary, parse_source
 from chaoskit.load.profiles import find_profile
 from chaoskit.progress import Progress
 from chaoskit.report import render
@@ -39,15 +36,12 @@ from chaoskit.results import ERRORED, FAILED, PASSED
 from chaoskit.settings import Settings
 from chaoskit.suite.spec import Suite
 from chaoskit.suite.trial import TrialRecord, TrialTarget, run_trial, write_record
-from chaoskit.system.spec import SystemSpec
 from chaoskit.topology import deploy, spread, system_deploy
 from chaoskit.topology.catalog import find_topology
 
 logger = logging.getLogger(__name__)
 
 FRESH, REUSE = "fresh", "reuse"
-SYSTEM_CHECK_S = 90.0
-"""Seconds a system already deployed has to show it is Ready before it is deployed again."""
 
 ServingCheck = Callable[[float], None]
 """Proves the system under test serves end to end within the given seconds (what
@@ -101,39 +95,24 @@ class Prepared:
 
 def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) -> Prepared:
     """The suite's cluster with its topology (or system) serving; made (or remade) as
-    ``mode`` says."""
+    ``mode`` says (``chaoskit.provision``): a topology or system found serving is kept."""
     config = load_config(suite.cluster_config)
-    with progress.task("Docker engine"):
-        ensure_engine(settings.log_dir / "engine")
-    images = build_all(settings, source=parse_source("auto"), progress=progress)
-    kind = Kind.find(kind_binary(settings))
-    name = suite.cluster_name
-    exists = name in kind.clusters() and lifecycle.recorded(settings, name) is not None
-    if exists and mode == FRESH:
-        with progress.task(f"deleting cluster {name!r} (--fresh-cluster)"):
-            lifecycle.down(settings, kind, name)
-        exists = False
-    made = not exists
-    if made:
-        lifecycle.up(settings, kind, config, name=name, image=images.node, progress=progress)
-    info = lifecycle.recorded(settings, name)
-    assert info is not None
-    cluster_access = access(settings, name)
-    if suite.system is not None:
-        ingress, prometheus, published = _prepare_system(
-            settings, cluster_access, suite.system, made=made, progress=progress
-        )
-    else:
-        topo = find_topology(suite.topology)
-        result: deploy.DeployResult | None = None
-        if not made:
-            try:
-                result = deploy.check(cluster_access, topo, progress=progress, timeout=90)
-            except ChaoskitError as e:
-                logger.info("topology %r not serving on %r (%s): deploying it", topo.name, name, e)
-        if result is None:
-            result = deploy.deploy(settings, cluster_access, topo, progress=progress)
-        ingress, prometheus, published = result.endpoints.ingress, result.endpoints.prometheus, {}
+    cluster = provision.provide_cluster(
+        settings,
+        config,
+        name=suite.cluster_name,
+        mode=provision.FRESH if mode == FRESH else provision.REUSE,
+        progress=progress,
+    )
+    cluster_access = access(settings, cluster.name)
+    target = suite.system if suite.system is not None else find_topology(suite.topology)
+    on = provision.provide_deployment(
+        settings,
+        cluster_access,
+        target,
+        mode=provision.DEPLOY if cluster.made else provision.KEEP,
+        progress=progress,
+    )
     # Once for the whole suite (faults below the API act through it), not per trial.
     agent_installed = not agent_install.installed(api_client(cluster_access.kubeconfig))
     if agent_installed:
@@ -141,40 +120,14 @@ def prepare(settings: Settings, suite: Suite, *, mode: str, progress: Progress) 
             agent_install.install(settings, cluster_access, progress=progress)
     return Prepared(
         access=cluster_access,
-        control_planes=info.control_planes,
-        workers=info.workers,
-        fresh=made,
-        ingress=ingress,
-        prometheus=prometheus,
+        control_planes=cluster.info.control_planes,
+        workers=cluster.info.workers,
+        fresh=cluster.made,
+        ingress=on.ingress,
+        prometheus=on.prometheus,
         agent_installed=agent_installed,
-        published=published,
+        published=dict(on.published) if on.is_system else {},
     )
-
-
-def _prepare_system(
-    settings: Settings,
-    cluster_access: ClusterAccess,
-    system: SystemSpec,
-    *,
-    made: bool,
-    progress: Progress,
-) -> tuple[str, None, dict[str, str]]:
-    """(load URL, no Prometheus, published URLs) of a system serving on the cluster: kept
-    when it is deployed and Ready, deployed otherwise (``chaoskit deploy PATH``)."""
-    deployed: system_deploy.DeployedSystem | None = None
-    if not made:
-        try:
-            deployed = system_deploy.check_system(
-                cluster_access, system, progress=progress, timeout=SYSTEM_CHECK_S
-            )
-        except (ChaoskitError, client.ApiException, OSError) as e:
-            logger.info("system %r not serving (%s): deploying it", system.name, e)
-    if deployed is None:
-        deployed = system_deploy.deploy_system(settings, cluster_access, system, progress=progress)
-    published = deployed.published
-    target = system.load.target if system.load is not None else None
-    ingress = published[target] if target is not None else next(iter(published.values()), "")
-    return ingress, None, published
 
 
 def finish(settings: Settings, prepared: Prepared, progress: Progress) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 from chaoskit.documents import FieldReader, read_document, refuse_placeholders
 from chaoskit.errors import InvalidInput
 from chaoskit.load.profiles import REQUEST_TIMEOUT_S
-from chaoskit.system.spec import SYSTEM_FILE, SystemSpec, load_system
+from chaoskit.system.spec import SYSTEM_FILE, SystemSpec, is_system_path, load_system
 
 SUITE_FIELDS = frozenset(
     {
@@ -245,12 +245,6 @@ def load_suite(path: Path) -> Suite:
         ),
         system=system,
     )
-
-
-def is_system_path(topology: str) -> bool:
-    """Whether ``topology`` names a system folder (a path) rather than one of chaoskit's
-    topologies (a name)."""
-    return topology in (".", "..") or topology.startswith(("./", "../", "/")) or "/" in topology
 
 
 def _system(r: FieldReader, topology: str) -> SystemSpec:

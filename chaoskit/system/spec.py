@@ -228,6 +228,12 @@ class SystemSpec:
         raise KeyError(name)
 
 
+def is_system_path(topology: str) -> bool:
+    """Whether ``topology`` names a system folder (a path) rather than one of chaoskit's
+    topologies (a name)."""
+    return topology in (".", "..") or topology.startswith(("./", "../", "/")) or "/" in topology
+
+
 def system_file(path: Path) -> Path:
     """The system file of ``path``: the folder's ``chaoskit-system.yaml``, or ``path`` itself
     when it is a file."""

@@ -99,10 +99,14 @@ def check_system(
 ) -> DeployedSystem:
     """Whether the system is deployed and serving, changing nothing: its workloads Ready and
     each published URL taking a TCP connection, within ``timeout`` seconds; raises
-    DeployFailed naming what is not (what ``chaoskit deploy PATH --check`` does)."""
+    DeployFailed naming what is not (what ``chaoskit deploy PATH --check`` does), at once
+    when one of its namespaces does not exist."""
     started = time.monotonic()
     published = published_urls(access, spec)
     api = new_client(access.kubeconfig, context=access.context or None)
+    missing = missing_namespaces(api, spec)
+    if missing:  # nothing to wait for
+        raise DeployFailed(f"namespace {missing[0]!r} does not exist: nothing is deployed")
     with progress.task(f"checking system {spec.name!r} is Ready"):
         wait_workloads(api, spec, timeout, absent_fails=True)
         left = max(1.0, timeout - (time.monotonic() - started))
@@ -166,6 +170,23 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
     kept = [line.strip() for line in text if line.strip() and not line.startswith("# exit")]
     return " | ".join(kept[-lines:])
+
+
+def missing_namespaces(api: client.ApiClient, spec: SystemSpec) -> list[str]:
+    """The system's namespaces that do not exist (or are being deleted)."""
+    core = client.CoreV1Api(api)
+    missing = []
+    for name in spec.namespaces:
+        try:
+            found = core.read_namespace(name, _request_timeout=30)
+        except client.ApiException as e:
+            if e.status != 404:
+                raise DeployFailed(f"reading namespace {name}: {e.reason}") from e
+            missing.append(name)
+            continue
+        if found.metadata.deletion_timestamp is not None:
+            missing.append(name)
+    return missing
 
 
 def make_namespaces(api: client.ApiClient, spec: SystemSpec) -> None:

@@ -86,22 +86,32 @@ def write_repository(
 
 
 def write_system(
-    folder: Path, namespace: str, *, dockerfile: str, image: str, wait: int = 180
+    folder: Path,
+    namespace: str,
+    *,
+    dockerfile: str,
+    image: str,
+    wait: int = 180,
+    name: str = "web-demo",
+    tag: str = "e2e-system/web:1",
+    node_port: int = NODE_PORT,
 ) -> Path:
-    write_repository(folder, namespace, dockerfile=dockerfile, image=image)
+    """A system folder: ``image`` (built as ``tag`` from ``dockerfile``) serving on
+    ``node_port``, with an invariant check that every answer comes from one of its pods."""
+    write_repository(folder, namespace, dockerfile=dockerfile, image=image, node_port=node_port)
     (folder / "checks").mkdir()
     (folder / "checks" / "answers.py").write_text(CHECK)
     (folder / "chaoskit-system.yaml").write_text(
         textwrap.dedent(f"""\
         version: 1
-        name: web-demo
+        name: {name}
         namespaces: [{namespace}]
         deploy: {{kustomize: deploy}}
         images:
-          - {{tag: "e2e-system/web:1", context: app}}
+          - {{tag: "{tag}", context: app}}
         wait: {{timeout: {wait}}}
         publish:
-          - {{name: web, service: {namespace}/web, node_port: {NODE_PORT}}}
+          - {{name: web, service: {namespace}/web, node_port: {node_port}}}
         invariants:
           - {{name: every-answer-from-a-web-pod, command: [python3, checks/answers.py]}}
         """)

@@ -5,12 +5,20 @@ session with the plugin as installed (its pytest11 entry point)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chaoskit.pytest_plugin import DEFAULT_CONFIG, read_options
+from chaoskit.pytest_plugin import (
+    DEFAULT_CONFIG,
+    ChaoskitCluster,
+    ChaoskitSession,
+    ChaoskitSystem,
+    read_options,
+)
+from chaoskit.system.spec import load_system
 
 pytest_plugins = ["pytester"]
 
@@ -339,3 +347,169 @@ def test_an_allowed_foreign_context_deploys_nothing_and_refuses_power_faults(
     assert "node-stop is a power fault (docker stop of a kind node container)" in out
     assert "not on context 'production'" in out
     assert "Traceback" not in out
+
+
+# --------------------------------------------------------------------------- a system folder
+
+KVSTORE = REPO / "tests" / "unit" / "system" / "fixtures" / "kvstore"
+
+
+def test_a_system_folder_is_named_as_a_topology_is(pytester: pytest.Pytester) -> None:
+    """A path (as in a suite's ``topology:`` and ``chaoskit deploy``): relative to the
+    invocation folder on the command line, to the ini file's folder in it."""
+    (pytester.path / "conf").mkdir()
+    (pytester.path / "conf" / "pytest.ini").write_text(
+        "[pytest]\nchaoskit_topology = ./systems/kv\n"
+    )
+    from_ini = read_options(pytester.parseconfig(*BASE_ARGS, "-c", "conf/pytest.ini"))
+    assert from_ini.system == pytester.path / "conf" / "systems" / "kv"
+    assert from_ini.topology_option == "chaoskit_topology (ini)"
+
+    config = pytester.parseconfig(*BASE_ARGS, "--chaoskit-topology", "./kv")
+    options = read_options(config)
+    assert options.system == config.invocation_params.dir / "kv"
+    assert (options.topology, options.topology_option) == ("./kv", "--chaoskit-topology")
+
+    named = read_options(pytester.parseconfig(*BASE_ARGS, "--chaoskit-topology=ecommerce-ha"))
+    assert (named.topology, named.system) == ("ecommerce-ha", None)
+    default = read_options(pytester.parseconfig(*BASE_ARGS))
+    assert (default.topology, default.system) == ("ecommerce", None)
+
+
+def test_a_missing_system_folder_is_one_line_before_any_cluster(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+    # The cluster named does not exist either: its error would come first if the system
+    # folder were not read before the cluster.
+    result = run(pytester, "--chaoskit-cluster=nosuch", "--chaoskit-topology=./nosuch")
+    result.assert_outcomes(errors=1)
+    message = (
+        f"chaoskit: --chaoskit-topology ./nosuch: no such system folder: {pytester.path}/nosuch"
+    )
+    assert sum(message in line for line in error_reports(result)) == 1, result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_invalid_system_file_names_file_field_and_reason(pytester: pytest.Pytester) -> None:
+    shutil.copytree(KVSTORE, pytester.path / "kv")
+    system_file = pytester.path / "kv" / "chaoskit-system.yaml"
+    system_file.write_text(
+        system_file.read_text().replace("context: images/kv", "context: images/kvv")
+    )
+    pytester.makefile(".yaml", **{"pod-kill": POD_KILL.read_text()})
+    pytester.makepyfile(test_mine="def test_mine(chaoskit_system):\n    pass\n")
+
+    result = run(pytester, "--chaoskit-cluster=nosuch", "--chaoskit-topology=kv/")
+
+    result.assert_outcomes(errors=2)
+    message = (
+        f"chaoskit: {system_file}: images[0].context: no such folder in the system folder: "
+        "'images/kvv'"
+    )
+    assert sum(message in line for line in error_reports(result)) == 2, result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_the_fixtures_say_which_one_to_ask_for(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mine="""
+        def test_topology(chaoskit_topology):
+            pass
+
+        def test_system(chaoskit_system):
+            pass
+        """
+    )
+    with_system = run(pytester, "--chaoskit-cluster=nosuch", "--chaoskit-topology=./kv")
+    with_system.assert_outcomes(errors=2)
+    reports = error_reports(with_system)
+    assert any(
+        "chaoskit: --chaoskit-topology ./kv: the session's topology is a system folder: ask "
+        "for chaoskit_system, not chaoskit_topology" in line
+        for line in reports
+    ), with_system.stdout.str()
+
+    without = run(pytester, "--chaoskit-cluster=nosuch", "-k", "test_system")
+    without.assert_outcomes(errors=1)
+    assert any(
+        "chaoskit: chaoskit_system: the session has no system folder: give "
+        "--chaoskit-topology ./FOLDER" in line
+        for line in error_reports(without)
+    ), without.stdout.str()
+
+
+def test_experiments_act_in_the_systems_namespaces_unless_told_otherwise(
+    pytester: pytest.Pytester,
+) -> None:
+    shutil.copytree(KVSTORE, pytester.path / "kv")
+
+    def namespaces(*args: str) -> tuple[str, ...]:
+        config = pytester.parseconfig(*BASE_ARGS, *args)
+        return ChaoskitSession(config, read_options(config)).namespaces()
+
+    assert namespaces("--chaoskit-topology=./kv") == ("kv",)
+    assert namespaces("--chaoskit-topology=./kv", "--chaoskit-namespace=other") == ("other",)
+    assert namespaces() == ()
+
+
+CHECKS = """\
+def echo(**given):
+    return {"checked": 1, "violations": [], "details": given}
+
+
+def strict(*, phase, **_):
+    broken = [{"what": "never holds after"}] if phase == "after" else []
+    return {"checked": 1, "violations": broken}
+"""
+
+
+def lite_system(folder: Path) -> ChaoskitSystem:
+    folder.mkdir()
+    (folder / "app.yaml").write_text("kind: ConfigMap\n")
+    (folder / "checks.py").write_text(CHECKS)
+    (folder / "chaoskit-system.yaml").write_text(
+        "version: 1\nname: lite\nnamespaces: [lite]\ndeploy: {manifests: [app.yaml]}\n"
+        "publish: [{name: web, service: lite/web, node_port: 30083}]\n"
+        "invariants:\n  - {name: echo, python: 'checks:echo'}\n"
+        "  - {name: strict, python: 'checks:strict'}\n"
+    )
+    return ChaoskitSystem(
+        name="lite",
+        namespaces=("lite",),
+        cluster=ChaoskitCluster("lab", folder / "kubeconfig", created=False),
+        published={"web": "http://127.0.0.1:41234"},
+        spec=load_system(folder),
+        deployed=False,
+        since=1000.0,
+    )
+
+
+def test_a_test_runs_the_systems_invariant_checks(tmp_path: Path) -> None:
+    """Each check as a suite runs it (a process of its own), given the published URLs, the
+    cluster's kubeconfig and the window since the system was serving."""
+    system = lite_system(tmp_path / "lite")
+
+    echo, strict = system.check_invariants()
+    assert echo.result is not None and strict.result is not None
+    given = echo.result.details
+    assert given["phase"] == "after"
+    assert given["published"] == {"web": "http://127.0.0.1:41234"}
+    assert given["kubeconfig"] == str(tmp_path / "lite" / "kubeconfig")
+    assert given["acknowledged"] is None
+    assert given["window"]["start"] == 1000.0
+    assert given["window"]["end"] > 1000.0
+    assert strict.violated
+
+    before = system.check_invariants(phase="before", since=2000.0)
+    assert [o.violated for o in before] == [False, False]
+    assert before[0].result is not None
+    assert before[0].result.details["window"] == {"start": 2000.0, "end": 2000.0}
+    assert len(system.assert_invariants(phase="before")) == 2
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        system.assert_invariants()
+    assert str(failed.value) == (
+        "system 'lite': invariants (after) did not hold:\n"
+        "  strict: 1 checked, 1 violations (first: never holds after)"
+    )

@@ -16,8 +16,9 @@ from chaoskit.errors import InvalidConfig
 from chaoskit.progress import LogProgress
 from chaoskit.suite import runner
 from chaoskit.suite.runner import check_suite
-from chaoskit.suite.spec import is_system_path, load_suite
+from chaoskit.suite.spec import load_suite
 from chaoskit.suite.trial import TrialTarget
+from chaoskit.system.spec import is_system_path
 from tests.unit.cli_run import invoke
 
 REPO = Path(__file__).resolve().parents[3]

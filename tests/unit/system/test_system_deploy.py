@@ -115,6 +115,7 @@ def test_the_system_check_waits_for_its_workloads_then_its_urls(
     spec = load_system(KVSTORE)
     seen: list[Any] = []
     monkeypatch.setattr(system_deploy, "new_client", lambda *a, **k: "api")
+    monkeypatch.setattr(system_deploy, "missing_namespaces", lambda api, s: [])
     monkeypatch.setattr(
         system_deploy,
         "wait_workloads",
@@ -148,3 +149,20 @@ def test_a_system_not_deployed_fails_its_check_at_once(
     # Waiting after an apply still waits (for a workload an operator makes, say).
     with pytest.raises(deploy.DeployFailed, match="after 0 s"):
         system_deploy.wait_workloads(cast(Any, None), spec, 0.01, absent_fails=False)
+
+
+def test_the_system_check_fails_at_once_when_a_namespace_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing deployed: nothing to wait for (a suite or a pytest session then deploys it
+    without first waiting out the check's timeout)."""
+    spec = load_system(KVSTORE)
+    waited: list[str] = []
+    monkeypatch.setattr(system_deploy, "new_client", lambda *a, **k: "api")
+    monkeypatch.setattr(system_deploy, "missing_namespaces", lambda api, s: ["kv"])
+    monkeypatch.setattr(system_deploy, "wait_workloads", lambda *a, **k: waited.append("workloads"))
+    access = ClusterAccess("c", Path("/k"), Path("/kubectl"))
+    monkeypatch.setattr(ClusterAccess, "host_port", lambda self, port: 41234)
+    with pytest.raises(deploy.DeployFailed, match="namespace 'kv' does not exist: nothing is"):
+        system_deploy.check_system(access, spec, progress=LogProgress(), timeout=300)
+    assert waited == []
