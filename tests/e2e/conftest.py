@@ -2,7 +2,8 @@
 
 The cluster is created once per session through ``chaoskit cluster up`` exactly as a user
 runs it, and deleted at the end (``CHAOSKIT_E2E_KEEP=1`` keeps it for a rerun, and an
-existing Ready cluster of that name is then reused). Each test works in its own namespace
+existing cluster of that name is then reused: one that is not Ready, say in another run's
+fault, is waited for up to 5 min before it is remade). Each test works in its own namespace
 and leaves the cluster as it found it.
 """
 
@@ -32,10 +33,26 @@ def _status() -> dict[str, object]:
     return result
 
 
+KEPT_CLUSTER_WAIT_S = 300.0
+
+
+def _wait_ready(timeout: float) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    status = _status()
+    while not status.get("ready") and time.monotonic() < deadline:
+        time.sleep(5)
+        status = _status()
+    return status
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     keep = os.environ.get("CHAOSKIT_E2E_KEEP") == "1"
     status = _status() if keep else {}
+    if status.get("exists") and not status.get("ready"):
+        # A kept cluster that exists but is not Ready may be in the middle of someone's
+        # fault (a worker stopped by another run on it): wait for it before remaking it.
+        status = _wait_ready(KEPT_CLUSTER_WAIT_S)
     if not status.get("ready"):
         chaoskit("cluster", "down", "--name", CLUSTER_NAME, timeout=300)
         up = chaoskit(
