@@ -8,8 +8,10 @@ and its workloads waited for. What it publishes comes back as URLs on 127.0.0.1.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -41,6 +43,11 @@ from chaoskit.topology.deploy import (
 )
 
 LOG_TAIL_LINES = 5
+DIGEST_ANNOTATION = "chaoskit.io/system-digest"
+"""On each of a system's namespaces once it is deployed and Ready: the digest of its system
+file and of the manifests applied (:func:`system_digest`). A check keeps a deployed system
+only when it is the same one: another system of the same namespaces (an unsafe variant,
+say), or the same one from changed manifests, is deployed again."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ def deploy_system(
     wait = timeout if timeout is not None else spec.wait.timeout
     with progress.task(f"waiting for system {spec.name!r} to be Ready"):
         wait_workloads(api, spec, wait)
+    annotate_namespaces(api, spec, system_digest(access, spec))
     return DeployedSystem(spec.name, published, time.monotonic() - started)
 
 
@@ -100,13 +108,17 @@ def check_system(
     """Whether the system is deployed and serving, changing nothing: its workloads Ready and
     each published URL taking a TCP connection, within ``timeout`` seconds; raises
     DeployFailed naming what is not (what ``chaoskit deploy PATH --check`` does), at once
-    when one of its namespaces does not exist."""
+    when one of its namespaces does not exist or holds another deployment than this system
+    from these files (:data:`DIGEST_ANNOTATION`)."""
     started = time.monotonic()
     published = published_urls(access, spec)
     api = new_client(access.kubeconfig, context=access.context or None)
     missing = missing_namespaces(api, spec)
     if missing:  # nothing to wait for
         raise DeployFailed(f"namespace {missing[0]!r} does not exist: nothing is deployed")
+    other = other_deployment(api, spec, system_digest(access, spec))
+    if other:
+        raise DeployFailed(other)
     with progress.task(f"checking system {spec.name!r} is Ready"):
         wait_workloads(api, spec, timeout, absent_fails=True)
         left = max(1.0, timeout - (time.monotonic() - started))
@@ -187,6 +199,48 @@ def missing_namespaces(api: client.ApiClient, spec: SystemSpec) -> list[str]:
         if found.metadata.deletion_timestamp is not None:
             missing.append(name)
     return missing
+
+
+def system_digest(access: ClusterAccess, spec: SystemSpec) -> str:
+    """sha256 of the system file and of the manifests it applies (kustomize's output, or
+    the manifest files' bytes). Images are not in it: a changed image under the same tag is
+    not seen (give a changed image a new tag)."""
+    digest = hashlib.sha256(spec.path.read_bytes())
+    deploy = spec.deploy
+    if isinstance(deploy, KustomizeDeploy):
+        command = access.kubectl_cmd("kustomize", str(deploy.folder))
+        try:
+            rendered = subprocess.run(command, capture_output=True, check=True, timeout=120).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            raise DeployFailed(f"kubectl kustomize {deploy.folder}: {e}") from e
+        digest.update(rendered)
+    elif isinstance(deploy, ManifestsDeploy):
+        for path in deploy.paths:
+            files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+            for file in files:
+                digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def other_deployment(api: client.ApiClient, spec: SystemSpec, digest: str) -> str | None:
+    """Why what the system's namespaces hold is not this system as its files describe it
+    (another system's name, no digest, another digest); None when it is."""
+    core = client.CoreV1Api(api)
+    for name in spec.namespaces:
+        meta = core.read_namespace(name, _request_timeout=30).metadata
+        holder = (meta.labels or {}).get(TOPOLOGY_LABEL)
+        if holder != spec.name:
+            return f"namespace {name!r} holds {holder or 'something else'!r}, not {spec.name!r}"
+        if (meta.annotations or {}).get(DIGEST_ANNOTATION) != digest:
+            return f"namespace {name!r} was deployed from other files of system {spec.name!r}"
+    return None
+
+
+def annotate_namespaces(api: client.ApiClient, spec: SystemSpec, digest: str) -> None:
+    core = client.CoreV1Api(api)
+    body = {"metadata": {"annotations": {DIGEST_ANNOTATION: digest}}}
+    for name in spec.namespaces:
+        core.patch_namespace(name, body, _request_timeout=30)
 
 
 def make_namespaces(api: client.ApiClient, spec: SystemSpec) -> None:

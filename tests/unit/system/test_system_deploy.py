@@ -116,6 +116,8 @@ def test_the_system_check_waits_for_its_workloads_then_its_urls(
     seen: list[Any] = []
     monkeypatch.setattr(system_deploy, "new_client", lambda *a, **k: "api")
     monkeypatch.setattr(system_deploy, "missing_namespaces", lambda api, s: [])
+    monkeypatch.setattr(system_deploy, "system_digest", lambda access, s: "d1")
+    monkeypatch.setattr(system_deploy, "other_deployment", lambda api, s, digest: None)
     monkeypatch.setattr(
         system_deploy,
         "wait_workloads",
@@ -166,3 +168,65 @@ def test_the_system_check_fails_at_once_when_a_namespace_is_missing(
     with pytest.raises(deploy.DeployFailed, match="namespace 'kv' does not exist: nothing is"):
         system_deploy.check_system(access, spec, progress=LogProgress(), timeout=300)
     assert waited == []
+
+
+class _Namespaces:
+    """The namespace reads of CoreV1Api, from a dict (no cluster in unit tests)."""
+
+    def __init__(self, found: dict[str, tuple[dict[str, str], dict[str, str]]]) -> None:
+        self.found = found
+
+    def read_namespace(self, name: str, **_: Any) -> Any:
+        labels, annotations = self.found[name]
+        return SimpleNamespace(metadata=SimpleNamespace(labels=labels, annotations=annotations))
+
+
+@pytest.mark.parametrize(
+    ("labels", "annotations", "why"),
+    [
+        ({deploy.TOPOLOGY_LABEL: "kvstore"}, {system_deploy.DIGEST_ANNOTATION: "d1"}, None),
+        (
+            {deploy.TOPOLOGY_LABEL: "kvstore-unsafe"},
+            {system_deploy.DIGEST_ANNOTATION: "d0"},
+            "namespace 'kv' holds 'kvstore-unsafe', not 'kvstore'",
+        ),
+        ({}, {}, "namespace 'kv' holds 'something else', not 'kvstore'"),
+        (
+            {deploy.TOPOLOGY_LABEL: "kvstore"},
+            {system_deploy.DIGEST_ANNOTATION: "d0"},
+            "namespace 'kv' was deployed from other files of system 'kvstore'",
+        ),
+        (
+            {deploy.TOPOLOGY_LABEL: "kvstore"},
+            None,
+            "namespace 'kv' was deployed from other files of system 'kvstore'",
+        ),
+    ],
+)
+def test_a_deployed_system_is_kept_only_when_it_is_this_one_from_these_files(
+    monkeypatch: pytest.MonkeyPatch,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None,
+    why: str | None,
+) -> None:
+    """The unsafe variant of a system shares its namespaces: a suite of the safe one must
+    not find it Ready and keep it."""
+    spec = load_system(KVSTORE)
+    fake = _Namespaces({"kv": (labels, cast(Any, annotations))})
+    monkeypatch.setattr(system_deploy.client, "CoreV1Api", lambda api: fake)
+    assert system_deploy.other_deployment(cast(Any, None), spec, "d1") == why
+
+
+def test_the_digest_covers_the_system_file_and_its_manifests(tmp_path: Path) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text("kind: ConfigMap\n")
+    system_file = tmp_path / "chaoskit-system.yaml"
+    system_file.write_text("name: a\n")
+    spec = replace(load_system(KVSTORE), path=system_file, deploy=ManifestsDeploy((manifest,)))
+    access = ClusterAccess("c", Path("/k"), Path("/kubectl"))
+    first = system_deploy.system_digest(access, spec)
+    assert system_deploy.system_digest(access, spec) == first
+    manifest.write_text("kind: Secret\n")
+    changed_manifest = system_deploy.system_digest(access, spec)
+    system_file.write_text("name: b\n")
+    assert len({first, changed_manifest, system_deploy.system_digest(access, spec)}) == 3
