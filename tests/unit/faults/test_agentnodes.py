@@ -379,3 +379,32 @@ def test_an_agent_that_becomes_ready_within_the_wait_is_used(
     )
     nodes.ensure("w1")
     assert 5 <= clock.slept < agentnodes.AGENT_READY_WAIT
+
+
+def test_one_listing_of_the_agents_serves_every_victims_node(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The second member of a quorum loss is held while the first one's API server fails
+    requests: its node's agent was seen Ready with the first, and is not asked for again."""
+    target = Target("c", tmp_path / "kubeconfig", "kind-c", ("shop",), managed=True)
+    nodes = NodeAgents(target, lambda: cast(Any, None), Settings(cache_dir=tmp_path))
+    monkeypatch.setattr(install, "installed", lambda api: True)
+    listings: list[int] = []
+
+    def node_agents(api: Any) -> list[install.NodeAgent]:
+        listings.append(1)
+        return [
+            install.NodeAgent("cp1", "agent-1", True, ""),
+            install.NodeAgent("cp2", "agent-2", True, ""),
+            install.NodeAgent("w1", "agent-3", False, "ContainerCreating"),
+        ]
+
+    monkeypatch.setattr(install, "node_agents", node_agents)
+    nodes.ensure("cp1")
+    nodes.ensure("cp2")
+    assert len(listings) == 1
+    clock = FakeClock()
+    monkeypatch.setattr(agentnodes, "time", clock)
+    with pytest.raises(FaultFailed, match="no Ready chaoskit agent on node w1"):
+        nodes.ensure("w1")  # not Ready when listed: asked for again, until its wait ends
+    assert len(listings) > 2
